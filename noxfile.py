@@ -1,0 +1,97 @@
+"""Sessions for the ember monorepo: one per package, plus lint, docs, demo, parity, bench, gpu.
+
+`nox` runs the default sessions; `nox -s NAME` runs one; `nox -l` lists them all.
+Each package session installs that package (and the core it depends on, from its local path,
+since "ember" is not on PyPI) alone into a fresh virtualenv, which proves it installs on its own.
+"""
+
+import nox
+
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.sessions = ["lint", "core", "vision", "text", "rl", "docs", "demo"]
+
+CORE = "./packages/core"
+DOMAINS = ("vision", "text", "rl")
+RUFF = "ruff==0.17.6"  # keep in step with the ruff the developers run
+# plain pip finds the CPU wheel in /opt/wheels (PIP_FIND_LINKS); uv would fetch a CUDA build
+TORCH = "torch==2.13.0"
+
+
+@nox.session
+def lint(session):
+    session.install(RUFF)
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def core(session):
+    session.install(CORE, "pytest", "hypothesis")
+    session.run("pytest", "tests/core", "-q", "-p", "no:cacheprovider", *session.posargs)
+
+
+def _test_domain(session, name):
+    # one install command, so the local core satisfies the domain package's "ember" requirement
+    session.install(CORE, f"./packages/{name}", "pytest")
+    session.run("pytest", f"tests/{name}", "-q", "-p", "no:cacheprovider", *session.posargs)
+
+
+@nox.session
+def vision(session):
+    _test_domain(session, "vision")
+
+
+@nox.session
+def text(session):
+    _test_domain(session, "text")
+
+
+@nox.session
+def rl(session):
+    _test_domain(session, "rl")
+
+
+@nox.session
+def docs(session):
+    """Run every python block of docs/*.md and every doctest under packages/*/src."""
+    session.install(CORE)
+    session.run("python", "tools/run_docs.py", *session.posargs)
+
+
+@nox.session
+def demo(session):
+    session.install(CORE, "scikit-learn")
+    session.run("python", "examples/train_digits.py", *session.posargs)
+
+
+@nox.session(venv_backend="virtualenv", default=False)
+def parity(session):
+    """Compare ember against PyTorch (CPU wheel), the strongest oracle for semantics."""
+    session.install(CORE, "pytest", "hypothesis", TORCH)
+    session.run("pytest", "tests/parity", "-q", "-p", "no:cacheprovider", *session.posargs)
+
+
+@nox.session(venv_backend="virtualenv", default=False)
+def bench(session):
+    """Run bench/bench_*.py side by side with PyTorch; results go where each script says."""
+    session.install(CORE, TORCH)
+    session.run("python", "bench/run_all.py", *session.posargs)
+
+
+@nox.session(default=False)
+def gpu(session):
+    """Run the @pytest.mark.gpu tests of every package on a machine with CUDA."""
+    # tests/ holds every package's tests, so collecting it needs every package installed
+    packages = [f"./packages/{name}" for name in DOMAINS]
+    session.install(f"{CORE}[cuda]", *packages, "pytest", "hypothesis")
+    pytest = [
+        "pytest",
+        "tests",
+        "-m",
+        "gpu",
+        "--ignore=tests/parity",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+    ]
+    session.run(*pytest, *session.posargs)

@@ -1,0 +1,1 @@
+"""Fast device paths that ops call; nothing above ``ember.ops`` imports these."""

@@ -1,0 +1,1 @@
+"""CPU kernels on NumPy arrays (im2col + BLAS convolution, pooling windows)."""

@@ -1,0 +1,106 @@
+"""Pooling windows on NumPy arrays: max (with argmax indices) and average, and their adjoints."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .conv import windows
+
+
+def pool_out(n, k, s, p, d, ceil_mode):
+    """Output length along one axis, with PyTorch's rule for ceil_mode."""
+    span = n + 2 * p - d * (k - 1) - 1
+    o = (math.ceil(span / s) if ceil_mode else span // s) + 1
+    if ceil_mode and (o - 1) * s >= n + p:  # the last window must start inside the input
+        o -= 1
+    return o
+
+
+def _padded(x, k, s, p, d, out, fill):
+    """Pad (N, C, H, W) by ``p`` and enough extra on the right for ceil_mode windows."""
+    need = [(o - 1) * ss + dd * (kk - 1) + 1 for o, ss, dd, kk in zip(out, s, d, k)]
+    extra = [max(nd - (n + 2 * pp), 0) for nd, n, pp in zip(need, x.shape[2:], p)]
+    widths = ((0, 0), (0, 0), (p[0], p[0] + extra[0]), (p[1], p[1] + extra[1]))
+    if any(any(w) for w in widths):
+        return np.pad(x, widths, constant_values=fill)
+    return x
+
+
+def max_pool(x, k, s, p, d, ceil_mode):
+    """Max over windows; returns values and the flat in-window argmax (N, C, oh, ow)."""
+    oh = pool_out(x.shape[2], k[0], s[0], p[0], d[0], ceil_mode)
+    ow = pool_out(x.shape[3], k[1], s[1], p[1], d[1], ceil_mode)
+    fill = -np.inf if x.dtype.kind in "fV" else np.iinfo(x.dtype).min
+    xp = _padded(x, k, s, p, d, (oh, ow), fill)
+    win = windows(xp, k[0], k[1], oh, ow, s, d)
+    flat = win.reshape(win.shape[:4] + (k[0] * k[1],))
+    idx = flat.argmax(-1)
+    vals = np.take_along_axis(flat, idx[..., None], -1)[..., 0]
+    return vals, idx
+
+
+def scatter_windows(g, idx, x_shape, k, s, p, d):
+    """Adjoint of max_pool: send each output gradient to its argmax position."""
+    n, c, h, w = x_shape
+    oh, ow = g.shape[2:]
+    hp = max(h + 2 * p[0], (oh - 1) * s[0] + d[0] * (k[0] - 1) + 1)
+    wp = max(w + 2 * p[1], (ow - 1) * s[1] + d[1] * (k[1] - 1) + 1)
+    dx = np.zeros((n, c, hp, wp), g.dtype)
+    for i in range(k[0]):
+        for j in range(k[1]):
+            r, q = i * d[0], j * d[1]
+            dx[:, :, r : r + s[0] * (oh - 1) + 1 : s[0], q : q + s[1] * (ow - 1) + 1 : s[1]] += (
+                np.where(idx == i * k[1] + j, g, 0)
+            )
+    return dx[:, :, p[0] : p[0] + h, p[1] : p[1] + w]
+
+
+def gather_windows(gx, idx, k, s, p, d):
+    """Adjoint of scatter_windows: pick each window's argmax entry of ``gx``."""
+    oh, ow = idx.shape[2:]
+    xp = _padded(gx, k, s, p, d, (oh, ow), 0)
+    win = windows(xp, k[0], k[1], oh, ow, s, d)
+    flat = win.reshape(win.shape[:4] + (k[0] * k[1],))
+    return np.take_along_axis(flat, idx[..., None], -1)[..., 0]
+
+
+def avg_divisor(x_shape, k, s, p, ceil_mode, count_include_pad, dtype):
+    """Per-output-position divisor of average pooling (PyTorch's counting rules)."""
+    h, w = x_shape[2:]
+    oh = pool_out(h, k[0], s[0], p[0], 1, ceil_mode)
+    ow = pool_out(w, k[1], s[1], p[1], 1, ceil_mode)
+
+    def counts(n, kk, ss, pp, o):
+        starts = np.arange(o) * ss - pp
+        ends = np.minimum(starts + kk, n + pp)
+        if count_include_pad:
+            return ends - starts
+        return np.minimum(ends, n) - np.maximum(starts, 0)
+
+    ch = counts(h, k[0], s[0], p[0], oh)
+    cw = counts(w, k[1], s[1], p[1], ow)
+    return (ch[:, None] * cw[None, :]).astype(dtype), (oh, ow)
+
+
+def avg_pool(x, k, s, p, ceil_mode, div):
+    """Window sums divided by ``div`` (an (oh, ow) array or a number)."""
+    oh, ow = div.shape if hasattr(div, "shape") and div.ndim == 2 else div[1]
+    xp = _padded(x, k, s, p, (1, 1), (oh, ow), 0)
+    win = windows(xp, k[0], k[1], oh, ow, s, (1, 1))
+    return (win.sum(axis=(4, 5)) / div).astype(x.dtype, copy=False)
+
+
+def avg_pool_grad(g, x_shape, k, s, p, div):
+    """Adjoint of avg_pool: spread each output gradient evenly over its window."""
+    n, c, h, w = x_shape
+    oh, ow = g.shape[2:]
+    gd = (g / div).astype(g.dtype, copy=False)
+    hp = max(h + 2 * p[0], (oh - 1) * s[0] + k[0])
+    wp = max(w + 2 * p[1], (ow - 1) * s[1] + k[1])
+    dx = np.zeros((n, c, hp, wp), g.dtype)
+    for i in range(k[0]):
+        for j in range(k[1]):
+            dx[:, :, i : i + s[0] * (oh - 1) + 1 : s[0], j : j + s[1] * (ow - 1) + 1 : s[1]] += gd
+    return dx[:, :, p[0] : p[0] + h, p[1] : p[1] + w]

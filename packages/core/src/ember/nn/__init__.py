@@ -1,0 +1,1 @@
+"""Neural-network modules, functional ops, init and utils (PyTorch's torch.nn)."""

@@ -1,0 +1,737 @@
+"""Elementwise primitives: arithmetic, unary math, comparisons, where, clamp and dtype casts.
+Each op's forward (on arrays) and backward (in tensor ops) sit side by side."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .._tensor import Tensor, _make
+from ..autograd.function import Primitive
+from ..backend import dtypes as _dt
+from ..backend.device import array_module
+from ._util import as_tensor_arg, broadcast_shapes, result_dtype, scalar_value, sum_to
+
+# ---- dtype cast --------------------------------------------------------------------------
+
+
+class Cast(Primitive):
+    @staticmethod
+    def forward(ctx, a, dtype):
+        ctx.src = a.dtype
+        return a.astype(dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        return cast(g, ctx.src)
+
+
+def cast(x: Tensor, dtype) -> Tensor:
+    """``x`` converted to ``dtype`` (differentiable between floating types)."""
+    npd = dtype.np if isinstance(dtype, _dt.dtype) else np.dtype(dtype)
+    if x._data.dtype == npd:
+        return x
+    if npd.kind not in "fV" and x._rg:
+        return _make(x._data.astype(npd))
+    return Cast.apply(x, dtype=npd)
+
+
+# ---- binary arithmetic -------------------------------------------------------------------
+
+
+def _shape(a):
+    return a.shape if hasattr(a, "shape") else None
+
+
+class Add(Primitive):
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.sa, ctx.sb = _shape(a), _shape(b)
+        return a + b
+
+    @staticmethod
+    def backward(ctx, g):
+        return _red(g, ctx.sa), _red(g, ctx.sb)
+
+
+class Sub(Primitive):
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.sa, ctx.sb = _shape(a), _shape(b)
+        return a - b
+
+    @staticmethod
+    def backward(ctx, g):
+        return _red(g, ctx.sa), None if ctx.sb is None else _red(-g, ctx.sb)
+
+
+class Mul(Primitive):
+    @staticmethod
+    def forward(ctx, a, b):
+        if ctx._rec:
+            ctx.sa, ctx.sb = _shape(a), _shape(b)
+            ctx.save_for_backward(a if ctx.needs(1) else None, b if ctx.needs(0) else None)
+        return a * b
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b = ctx.saved_tensors
+        ga = _red(g * b, ctx.sa) if ctx._next[0] is not None else None
+        gb = _red(g * a, ctx.sb) if ctx._next[1] is not None else None
+        return ga, gb
+
+
+class Div(Primitive):
+    @staticmethod
+    def forward(ctx, a, b):
+        if ctx._rec:
+            ctx.sa, ctx.sb = _shape(a), _shape(b)
+            ctx.save_for_backward(a if ctx.needs(1) else None, b)
+        return a / b
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b = ctx.saved_tensors
+        ga = _red(g / b, ctx.sa) if ctx._next[0] is not None else None
+        gb = _red(-g * a / (b * b), ctx.sb) if ctx._next[1] is not None else None
+        return ga, gb
+
+
+class Pow(Primitive):
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return a**b
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b = ctx.saved_tensors
+        ga = gb = None
+        if ctx._next[0] is not None:
+            bv = b.item() if b._data.ndim == 0 and not b._rg else b
+            if isinstance(bv, float | int) and bv == 2:
+                ga = _red(g * 2 * a, a._data.shape)
+            elif isinstance(bv, float | int) and bv == 0:
+                ga = _red(g * 0, a._data.shape)
+            else:
+                ga = _red(g * b * a ** (b - 1), a._data.shape)
+        if ctx._next[1] is not None:
+            out = a**b
+            logs = where(a > 0, log(where(a > 0, a, 1.0)), 0.0)
+            gb = _red(g * out * logs, b._data.shape)
+        return ga, gb
+
+
+def _red(g, shape):
+    if shape is None:
+        return None
+    return g if g._data.shape == shape else sum_to(g, shape)
+
+
+class _MaxMin(Primitive):
+    @staticmethod
+    def backward(ctx, g):
+        a, b = ctx.saved_tensors
+        win = ctx._cmp(a, b)
+        tie = a == b
+        half = g * 0.5
+        ga = where(tie, half, where(win, g, 0.0))
+        gb = where(tie, half, where(win, 0.0, g))
+        return _red(ga, a._data.shape), _red(gb, b._data.shape)
+
+
+class Maximum(_MaxMin):
+    _cmp = staticmethod(lambda a, b: a > b)
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return array_module(a).maximum(a, b)
+
+
+class Minimum(_MaxMin):
+    _cmp = staticmethod(lambda a, b: a < b)
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return array_module(a).minimum(a, b)
+
+
+def _binary(prim, a, b, op: str):
+    ca, cb = a.__class__ is Tensor, b.__class__ is Tensor
+    if ca and cb:
+        if a._data.dtype != b._data.dtype:
+            rt = result_dtype(a, b)
+            a, b = cast(a, rt), cast(b, rt)
+        if type(a._data) is not type(b._data):
+            from ._util import check_same_device
+
+            check_same_device(op, a, b)
+    elif ca or cb:
+        t, s = (a, b) if ca else (b, a)
+        if not isinstance(s, int | float | bool):
+            s = scalar_value(s)
+            if isinstance(s, int | float | bool):
+                a, b = (t, s) if ca else (s, t)
+                return _binary(prim, a, b, op)
+            s = as_tensor_arg(s, t, op)
+            return _binary(prim, t, s, op) if ca else _binary(prim, s, t, op)
+        if t._data.dtype.kind in "biu" and (isinstance(s, float) or t._data.dtype == bool):
+            rt = result_dtype(t, s)
+            if rt.np != t._data.dtype:
+                t = cast(t, rt)
+                s = rt.np.type(s)
+        elif isinstance(s, int | float):
+            s = t._data.dtype.type(s) if t._data.dtype.kind == "V" else s
+        a, b = (t, s) if ca else (s, t)
+    else:
+        raise TypeError(f"{op}: expected at least one Tensor argument")
+    try:
+        return prim.apply(a, b)
+    except ValueError as exc:
+        sa, sb = getattr(a, "shape", ()), getattr(b, "shape", ())
+        broadcast_shapes(op, tuple(sa), tuple(sb))
+        raise RuntimeError(f"{op}: {exc}") from exc
+
+
+def add(a, b, *, alpha=1):
+    """``a + alpha * b`` with broadcasting and PyTorch's type promotion."""
+    if alpha != 1:
+        b = mul(b, alpha)
+    return _binary(Add, a, b, "add")
+
+
+def sub(a, b, *, alpha=1):
+    """``a - alpha * b``."""
+    if alpha != 1:
+        b = mul(b, alpha)
+    return _binary(Sub, a, b, "sub")
+
+
+def mul(a, b):
+    """Elementwise product."""
+    return _binary(Mul, a, b, "mul")
+
+
+def div(a, b, *, rounding_mode=None):
+    """True division (integers give floats); ``rounding_mode`` 'trunc' or 'floor'."""
+    if rounding_mode is not None:
+        return _rounded_div(a, b, rounding_mode)
+    ta = a if a.__class__ is Tensor else None
+    tb = b if b.__class__ is Tensor else None
+    rt = result_dtype(ta if ta is not None else a, tb if tb is not None else b)
+    if not rt.is_floating_point:
+        fd = _dt.get_default_dtype()
+        a = cast(a, fd) if ta is not None else float(a)
+        b = cast(b, fd) if tb is not None else float(b)
+    return _binary(Div, a, b, "div")
+
+
+def _rounded_div(a, b, mode):
+    a = as_tensor_arg(a, b if isinstance(b, Tensor) else None, "div")
+    b_arr = b._data if isinstance(b, Tensor) else b
+    xp = array_module(a._data)
+    rt = result_dtype(a, b)
+    q = xp.true_divide(a._data, b_arr) if rt.is_floating_point else None
+    if mode == "floor":
+        out = xp.floor(q) if q is not None else xp.floor_divide(a._data, b_arr)
+    elif mode == "trunc":
+        out = xp.trunc(q) if q is not None else xp.trunc(xp.true_divide(a._data, b_arr))
+    else:
+        raise ValueError(f"div: rounding_mode must be None, 'trunc' or 'floor', got {mode!r}")
+    return _make(out.astype(rt.np))
+
+
+def pow(a, b):
+    """``a ** b`` elementwise."""
+    if a.__class__ is not Tensor:
+        a = as_tensor_arg(a, b, "pow")
+        if a._data.ndim == 0 and isinstance(b, Tensor):
+            a = _make(a._data.astype(b._data.dtype)) if b.dtype.is_floating_point else a
+    if b.__class__ is Tensor and b._data.dtype != a._data.dtype:
+        rt = result_dtype(a, b)
+        a, b = cast(a, rt), cast(b, rt)
+    if b.__class__ is not Tensor:
+        b = scalar_value(b)
+        if a._data.dtype.kind in "biu" and isinstance(b, float):
+            a = cast(a, _dt.get_default_dtype())
+        if a._data.dtype.kind in "iu" and isinstance(b, int) and b < 0:
+            raise RuntimeError("pow: Integers to negative integer powers are not allowed.")
+        b = _make(np.asarray(b, dtype=a._data.dtype))
+        if not isinstance(a._data, np.ndarray):
+            b = _make(array_module(a._data).asarray(b._data))
+    return Pow.apply(a, b)
+
+
+def maximum(a, b):
+    """Elementwise maximum (ties share the gradient equally, as in PyTorch)."""
+    return _binary(Maximum, as_tensor_arg(a), as_tensor_arg(b, a), "maximum")
+
+
+def minimum(a, b):
+    """Elementwise minimum."""
+    return _binary(Minimum, as_tensor_arg(a), as_tensor_arg(b, a), "minimum")
+
+
+# ---- unary math --------------------------------------------------------------------------
+
+
+def _float_in(x: Tensor, op: str) -> Tensor:
+    # integer inputs to float math become the default float type, as in PyTorch
+    if x.__class__ is not Tensor:
+        raise TypeError(f"{op}(): argument 'input' must be Tensor, not {type(x).__name__}")
+    return x if x._data.dtype.kind in "fV" else cast(x, _dt.get_default_dtype())
+
+
+class Neg(Primitive):
+    @staticmethod
+    def forward(ctx, a):
+        return -a
+
+    @staticmethod
+    def backward(ctx, g):
+        return -g
+
+
+class Exp(Primitive):
+    @staticmethod
+    def forward(ctx, a):
+        out = array_module(a).exp(a)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        (out,) = ctx.saved_tensors
+        return g * out
+
+
+class Log(Primitive):
+    @staticmethod
+    def forward(ctx, a):
+        ctx.save_for_backward(a)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return array_module(a).log(a)
+
+    @staticmethod
+    def backward(ctx, g):
+        (a,) = ctx.saved_tensors
+        return g / a
+
+
+class Log1p(Primitive):
+    @staticmethod
+    def forward(ctx, a):
+        ctx.save_for_backward(a)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return array_module(a).log1p(a)
+
+    @staticmethod
+    def backward(ctx, g):
+        (a,) = ctx.saved_tensors
+        return g / (a + 1)
+
+
+class Expm1(Primitive):
+    @staticmethod
+    def forward(ctx, a):
+        out = array_module(a).expm1(a)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        (out,) = ctx.saved_tensors
+        return g * (out + 1)
+
+
+class Sqrt(Primitive):
+    @staticmethod
+    def forward(ctx, a):
+        with np.errstate(invalid="ignore"):
+            out = array_module(a).sqrt(a)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        (out,) = ctx.saved_tensors
+        return g / (out * 2)
+
+
+class Rsqrt(Primitive):
+    @staticmethod
+    def forward(ctx, a):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out = 1 / array_module(a).sqrt(a)
+        ctx.save_for_backward(out)
+        return out.astype(a.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, g):
+        (out,) = ctx.saved_tensors
+        return g * out * out * out * -0.5
+
+
+class Sin(Primitive):
+    @staticmethod
+    def forward(ctx, a):
+        ctx.save_for_backward(a)
+        return array_module(a).sin(a)
+
+    @staticmethod
+    def backward(ctx, g):
+        (a,) = ctx.saved_tensors
+        return g * cos(a)
+
+
+class Cos(Primitive):
+    @staticmethod
+    def forward(ctx, a):
+        ctx.save_for_backward(a)
+        return array_module(a).cos(a)
+
+    @staticmethod
+    def backward(ctx, g):
+        (a,) = ctx.saved_tensors
+        return -g * sin(a)
+
+
+class Tanh(Primitive):
+    @staticmethod
+    def forward(ctx, a):
+        out = array_module(a).tanh(a)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        (out,) = ctx.saved_tensors
+        return g * (1 - out * out)
+
+
+class Sigmoid(Primitive):
+    @staticmethod
+    def forward(ctx, a):
+        xp = array_module(a)
+        # split by sign so neither branch overflows
+        e = xp.exp(-xp.abs(a))
+        out = xp.where(a >= 0, 1 / (1 + e), e / (1 + e)).astype(a.dtype, copy=False)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        (out,) = ctx.saved_tensors
+        return g * out * (1 - out)
+
+
+class Relu(Primitive):
+    @staticmethod
+    def forward(ctx, a):
+        out = array_module(a).maximum(a, 0)
+        ctx.save_for_backward(out)
+        return out.astype(a.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, g):
+        (out,) = ctx.saved_tensors
+        return g * (out > 0)
+
+
+class Abs(Primitive):
+    @staticmethod
+    def forward(ctx, a):
+        ctx.save_for_backward(a)
+        return array_module(a).abs(a)
+
+    @staticmethod
+    def backward(ctx, g):
+        (a,) = ctx.saved_tensors
+        return g * sign(a)
+
+
+class Erf(Primitive):
+    @staticmethod
+    def forward(ctx, a):
+        ctx.save_for_backward(a)
+        xp = array_module(a)
+        if xp is np:
+            from scipy.special import erf as _erf
+        else:  # pragma: no cover - GPU machines only
+            from cupyx.scipy.special import erf as _erf
+        return _erf(a.astype(np.float32) if a.dtype.kind == "V" else a).astype(a.dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        (a,) = ctx.saved_tensors
+        return g * exp(-(a * a)) * (2.0 / math.sqrt(math.pi))
+
+
+class _ZeroGrad(Primitive):
+    """Piecewise-constant ops: defined gradient zero, as in PyTorch."""
+
+    @staticmethod
+    def backward(ctx, g):
+        return g * 0
+
+
+def _zero_grad_op(name, fn):
+    cls = type(name, (_ZeroGrad,), {"forward": staticmethod(lambda ctx, a: fn(a))})
+    return cls
+
+
+Sign = _zero_grad_op("Sign", lambda a: array_module(a).sign(a))
+Floor = _zero_grad_op("Floor", lambda a: array_module(a).floor(a))
+Ceil = _zero_grad_op("Ceil", lambda a: array_module(a).ceil(a))
+Trunc = _zero_grad_op("Trunc", lambda a: array_module(a).trunc(a))
+Round = _zero_grad_op("Round", lambda a: array_module(a).round(a))
+
+
+def _unary(prim, op):
+    def fn(input):
+        return prim.apply(_float_in(input, op))
+
+    fn.__name__ = op
+    fn.__doc__ = f"Elementwise ``{op}``."
+    return fn
+
+
+exp = _unary(Exp, "exp")
+log = _unary(Log, "log")
+log1p = _unary(Log1p, "log1p")
+expm1 = _unary(Expm1, "expm1")
+sqrt = _unary(Sqrt, "sqrt")
+rsqrt = _unary(Rsqrt, "rsqrt")
+sin = _unary(Sin, "sin")
+cos = _unary(Cos, "cos")
+tanh = _unary(Tanh, "tanh")
+sigmoid = _unary(Sigmoid, "sigmoid")
+erf = _unary(Erf, "erf")
+
+
+def neg(input):
+    """``-input``."""
+    if input._data.dtype == bool:
+        raise RuntimeError("Negation, the `-` operator, on a bool tensor is not supported.")
+    return Neg.apply(input)
+
+
+def relu(input):
+    """``max(input, 0)``."""
+    return Relu.apply(input)
+
+
+def abs(input):
+    """Absolute value."""
+    return Abs.apply(input)
+
+
+def sign(input):
+    """-1, 0 or 1 by sign (zero gradient)."""
+    return Sign.apply(input)
+
+
+def _rounder(prim, op):
+    def fn(input):
+        if input._data.dtype.kind in "biu":
+            return input.clone()
+        return prim.apply(input)
+
+    fn.__name__ = op
+    fn.__doc__ = f"Elementwise ``{op}`` (zero gradient)."
+    return fn
+
+
+floor = _rounder(Floor, "floor")
+ceil = _rounder(Ceil, "ceil")
+trunc = _rounder(Trunc, "trunc")
+
+
+def round(input, *, decimals: int = 0):
+    """Round half to even, like PyTorch (zero gradient)."""
+    if decimals:
+        s = 10.0**decimals
+        return _make(array_module(input._data).round(input._data * s) / s).to(input.dtype)
+    return _rounder(Round, "round")(input)
+
+
+def square(input):
+    """``input * input``."""
+    return mul(input, input)
+
+
+def reciprocal(input):
+    """``1 / input``."""
+    return div(1.0, _float_in(input, "reciprocal"))
+
+
+# ---- clamp, where ------------------------------------------------------------------------
+
+
+class Clamp(Primitive):
+    @staticmethod
+    def forward(ctx, a, lo, hi):
+        ctx.save_for_backward(a)
+        ctx.lo, ctx.hi = lo, hi
+        return array_module(a).clip(a, lo, hi).astype(a.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, g):
+        (a,) = ctx.saved_tensors
+        mask = None
+        if ctx.lo is not None:
+            mask = a >= ctx.lo
+        if ctx.hi is not None:
+            m = a <= ctx.hi
+            mask = m if mask is None else logical_and(mask, m)
+        return g * mask, None, None
+
+
+def clamp(input, min=None, max=None):
+    """Limit values to ``[min, max]``; gradient flows where the input was inside."""
+    if min is None and max is None:
+        raise RuntimeError("clamp: At least one of 'min' or 'max' must not be None")
+    if isinstance(min, Tensor) or isinstance(max, Tensor):
+        out = input
+        if min is not None:
+            out = maximum(out, min)
+        if max is not None:
+            out = minimum(out, max)
+        return out
+    if input._data.dtype.kind in "biu" and isinstance(min, float) or isinstance(max, float):
+        input = _float_in(input, "clamp") if input._data.dtype.kind in "biu" else input
+    return Clamp.apply(input, scalar_value(min), scalar_value(max))
+
+
+clip = clamp
+
+
+class Where(Primitive):
+    @staticmethod
+    def forward(ctx, cond, a, b):
+        ctx.cond = _make(cond)
+        ctx.sa, ctx.sb = _shape(a), _shape(b)
+        return array_module(cond).where(cond, a, b)
+
+    @staticmethod
+    def backward(ctx, g):
+        c = ctx.cond
+        zero = _make(array_module(g._data).zeros((), g._data.dtype))
+        ga = _red(where(c, g, zero), ctx.sa) if ctx._next[1] is not None else None
+        gb = _red(where(c, zero, g), ctx.sb) if ctx._next[2] is not None else None
+        return None, ga, gb
+
+
+def where(condition, input=None, other=None):
+    """``input`` where ``condition`` holds, else ``other`` (broadcast together)."""
+    if input is None and other is None:
+        from .index import nonzero
+
+        return nonzero(condition, as_tuple=True)
+    cond = condition._data if isinstance(condition, Tensor) else np.asarray(condition)
+    if cond.dtype != bool:
+        raise RuntimeError(f"where: expected condition to be a bool tensor, got {cond.dtype}")
+    ta = isinstance(input, Tensor)
+    tb = isinstance(other, Tensor)
+    like = input if ta else other if tb else None
+    rt = result_dtype(input, other)
+    a = cast(input, rt) if ta else _make(np.asarray(input, dtype=rt.np))
+    b = cast(other, rt) if tb else _make(np.asarray(other, dtype=rt.np))
+    if like is not None and not isinstance(like._data, np.ndarray):
+        xp = array_module(like._data)
+        a, b, cond = _make(xp.asarray(a._data)), _make(xp.asarray(b._data)), xp.asarray(cond)
+    try:
+        return Where.apply(_make(cond), a, b)
+    except ValueError:
+        broadcast_shapes("where", cond.shape, a.shape, b.shape)
+        raise
+
+
+def logical_and(a, b):
+    """Elementwise logical and (bool result)."""
+    return _make(array_module(a._data).logical_and(a._data, _arr(b)))
+
+
+def logical_or(a, b):
+    """Elementwise logical or (bool result)."""
+    return _make(array_module(a._data).logical_or(a._data, _arr(b)))
+
+
+def logical_xor(a, b):
+    """Elementwise logical xor (bool result)."""
+    return _make(array_module(a._data).logical_xor(a._data, _arr(b)))
+
+
+def logical_not(a):
+    """Elementwise logical not (bool result)."""
+    return _make(array_module(a._data).logical_not(a._data))
+
+
+def _arr(x):
+    return x._data if isinstance(x, Tensor) else x
+
+
+def isnan(input):
+    """True where the element is NaN."""
+    return _make(input._data != input._data)
+
+
+def isinf(input):
+    """True where the element is +inf or -inf."""
+    d = input._data
+    if d.dtype.kind in "biu":
+        return _make(array_module(d).zeros(d.shape, bool))
+    return _make(array_module(d).isinf(d))
+
+
+def isfinite(input):
+    """True where the element is neither inf nor NaN."""
+    d = input._data
+    if d.dtype.kind in "biu":
+        return _make(array_module(d).ones(d.shape, bool))
+    return _make(array_module(d).isfinite(d))
+
+
+def isclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+    """Elementwise ``|input - other| <= atol + rtol * |other|``."""
+    xp = array_module(input._data)
+    return _make(xp.isclose(input._data, _arr(other), rtol=rtol, atol=atol, equal_nan=equal_nan))
+
+
+def allclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False) -> bool:
+    """True when every element is close (see ``isclose``)."""
+    return bool(isclose(input, other, rtol, atol, equal_nan)._data.all())
+
+
+def equal(input, other) -> bool:
+    """True when both have the same shape and elements."""
+    return input.shape == other.shape and bool((input._data == other._data).all())
+
+
+def _compare(ufunc_name, op):
+    def fn(a, b):
+        xa = a._data if isinstance(a, Tensor) else a
+        xb = b._data if isinstance(b, Tensor) else scalar_value(b)
+        if isinstance(b, list | tuple):
+            xb = np.asarray(b)
+        xp = array_module(xa)
+        try:
+            return _make(getattr(xp, ufunc_name)(xa, xb))
+        except ValueError:
+            broadcast_shapes(op, tuple(np.shape(xa)), tuple(np.shape(xb)))
+            raise
+
+    fn.__name__ = op
+    fn.__doc__ = f"Elementwise ``{op}`` comparison (bool result)."
+    return fn
+
+
+eq = _compare("equal", "eq")
+ne = _compare("not_equal", "ne")
+lt = _compare("less", "lt")
+le = _compare("less_equal", "le")
+gt = _compare("greater", "gt")
+ge = _compare("greater_equal", "ge")

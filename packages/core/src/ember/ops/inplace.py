@@ -1,0 +1,66 @@
+"""In-place ops: compute out of place, then write into the tensor's memory, bump its version
+counter and, when gradients flow, point its ``grad_fn`` at the new node (PyTorch's rebase)."""
+
+from __future__ import annotations
+
+from .._tensor import Tensor
+from ..autograd.grad_mode import STATE
+
+
+def check_inplace(t: Tensor, other, op: str) -> bool:
+    """Validate an in-place op on ``t``; return True when the graph must be recorded."""
+    if not STATE.grad_enabled:
+        return False
+    other_rg = isinstance(other, Tensor) and other._rg
+    if t._rg and t.grad_fn is None:
+        raise RuntimeError(
+            f"{op}: a leaf Variable that requires grad is being used in an in-place operation."
+        )
+    if not (t._rg or other_rg):
+        return False
+    base = t._base
+    if base is not None and base._rg:
+        raise RuntimeError(
+            f"{op}: in-place modification of a view of a tensor that requires grad is not "
+            "supported by ember (see docs/differences.md); use an out-of-place op instead."
+        )
+    return True
+
+
+def commit(t: Tensor, out: Tensor) -> Tensor:
+    """Write ``out`` into ``t``'s memory and, if ``out`` carries a graph, adopt it."""
+    d = t._data
+    if out._data.dtype != d.dtype:
+        if d.dtype.kind in "biu" and out._data.dtype.kind in "fV":
+            raise RuntimeError(
+                f"result type {out.dtype.name.capitalize()} can't be cast to the desired output "
+                f"type {t.dtype.name.capitalize()}"
+            )
+    if out._data.shape != d.shape:
+        raise RuntimeError(
+            f"output with shape {list(d.shape)} doesn't match the broadcast shape "
+            f"{list(out._data.shape)}"
+        )
+    if out._data is not d:
+        d[...] = out._data
+    t._vbox[0] += 1
+    if out.grad_fn is not None:
+        t.grad_fn, t._output_nr, t._rg = out.grad_fn, out._output_nr, True
+        # saved references to ``out``'s memory stay valid: out._data is a separate buffer
+    return t
+
+
+def apply_inplace(t: Tensor, fn, other, *args, op: str = "op", **kwargs) -> Tensor:
+    """Run ``fn(t, other, *args)`` out of place and commit the result into ``t``."""
+    record = check_inplace(t, other, op)
+    if record:
+        return commit(
+            t, fn(t, other, *args, **kwargs) if other is not None else fn(t, *args, **kwargs)
+        )
+    prev = STATE.grad_enabled
+    STATE.grad_enabled = False
+    try:
+        out = fn(t, other, *args, **kwargs) if other is not None else fn(t, *args, **kwargs)
+    finally:
+        STATE.grad_enabled = prev
+    return commit(t, out)

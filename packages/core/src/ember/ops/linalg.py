@@ -1,0 +1,261 @@
+"""Matrix products: matmul (with batch broadcasting), a fused linear layer, einsum, and the
+composites built on them (bmm, mm, mv, dot, outer, tensordot)."""
+
+from __future__ import annotations
+
+import re
+import string
+
+from .._tensor import Tensor
+from ..autograd.function import Primitive
+from ..backend.device import array_module
+from ._util import result_dtype, sum_to
+
+
+def _mm_error(a, b, op):
+    sa, sb = a.shape, b.shape
+    return RuntimeError(
+        f"{op}: mat1 and mat2 shapes cannot be multiplied "
+        f"({'x'.join(map(str, sa))} and {'x'.join(map(str, sb))})"
+    )
+
+
+class Matmul(Primitive):
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return array_module(a).matmul(a, b)
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b = ctx.saved_tensors
+        na, nb = a._data.ndim, b._data.ndim
+        a2 = a.unsqueeze(0) if na == 1 else a
+        b2 = b.unsqueeze(-1) if nb == 1 else b
+        g2 = g
+        if na == 1:
+            g2 = g2.unsqueeze(-2)
+        if nb == 1:
+            g2 = g2.unsqueeze(-1)
+        ga = gb = None
+        if ctx._next[0] is not None:
+            ga = sum_to(matmul(g2, b2.mT), a2._data.shape)
+            ga = ga.reshape(a._data.shape) if na == 1 else ga
+        if ctx._next[1] is not None:
+            gb = sum_to(matmul(a2.mT, g2), b2._data.shape)
+            gb = gb.reshape(b._data.shape) if nb == 1 else gb
+        return ga, gb
+
+
+def _check_mm(a, b, op):
+    if a._data.ndim == 0 or b._data.ndim == 0:
+        raise RuntimeError(
+            f"{op}: both arguments to matmul need to be at least 1D, but they are "
+            f"{a._data.ndim}D and {b._data.ndim}D"
+        )
+    ka = a._data.shape[-1]
+    kb = b._data.shape[-2] if b._data.ndim > 1 else b._data.shape[0]
+    if ka != kb:
+        raise _mm_error(a, b, op)
+
+
+def matmul(input, other):
+    """Matrix product with NumPy/PyTorch broadcasting of batch dimensions."""
+    if input._data.dtype != other._data.dtype:
+        rt = result_dtype(input, other)
+        input, other = input.to(rt), other.to(rt)
+    _check_mm(input, other, "matmul")
+    try:
+        return Matmul.apply(input, other)
+    except ValueError:
+        raise _mm_error(input, other, "matmul") from None
+
+
+def mm(input, mat2):
+    """2-D matrix product."""
+    if input._data.ndim != 2 or mat2._data.ndim != 2:
+        raise RuntimeError(
+            f"mm: expected 2-D tensors, got {input._data.ndim}D and {mat2._data.ndim}D"
+        )
+    return matmul(input, mat2)
+
+
+def bmm(input, mat2):
+    """Batched matrix product of (B, n, m) and (B, m, p)."""
+    if input._data.ndim != 3 or mat2._data.ndim != 3:
+        raise RuntimeError(
+            f"bmm: batch1 must be a 3D tensor and batch2 must be a 3D tensor "
+            f"(got {list(input.shape)} and {list(mat2.shape)})"
+        )
+    if input._data.shape[0] != mat2._data.shape[0]:
+        raise RuntimeError(f"bmm: batch sizes differ: {list(input.shape)} and {list(mat2.shape)}")
+    return matmul(input, mat2)
+
+
+def mv(input, vec):
+    """Matrix-vector product."""
+    return matmul(input, vec)
+
+
+def dot(input, other):
+    """Inner product of two 1-D tensors."""
+    if input._data.ndim != 1 or other._data.ndim != 1:
+        raise RuntimeError(
+            f"1D tensors expected, but got {input._data.ndim}D and {other._data.ndim}D tensors"
+        )
+    return matmul(input, other)
+
+
+def outer(input, vec2):
+    """Outer product of two 1-D tensors."""
+    return input.unsqueeze(1) * vec2.unsqueeze(0)
+
+
+class Linear(Primitive):
+    """``x @ w.T + b`` in one node (the most common op in a network)."""
+
+    @staticmethod
+    def forward(ctx, x, w, b):
+        ctx.save_for_backward(x, w)
+        out = x @ w.T
+        if b is not None:
+            out += b
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        x, w = ctx.saved_tensors
+        gx = gw = gb = None
+        if ctx._next[0] is not None:
+            gx = matmul(g, w)
+        if ctx._next[1] is not None:
+            n = w._data.shape[0]
+            gw = matmul(g.reshape(-1, n).mT, x.reshape(-1, x._data.shape[-1]))
+        if len(ctx._next) > 2 and ctx._next[2] is not None:
+            gb = g.reshape(-1, g._data.shape[-1]).sum(0)
+        return gx, gw, gb
+
+
+def linear(input, weight, bias=None):
+    """``input @ weight.T + bias`` (``F.linear``)."""
+    if input._data.shape[-1:] != weight._data.shape[-1:]:
+        raise RuntimeError(
+            f"linear: mat1 and mat2 shapes cannot be multiplied "
+            f"({'x'.join(map(str, input.shape))} and "
+            f"{'x'.join(map(str, weight.shape[::-1]))})"
+        )
+    if input._data.dtype != weight._data.dtype:
+        raise RuntimeError(
+            f"linear: expected input and weight to have the same dtype, but got input "
+            f"{input.dtype} and weight {weight.dtype}"
+        )
+    if bias is None:
+        return Linear.apply(input, weight, None)
+    return Linear.apply(input, weight, bias)
+
+
+def tensordot(a, b, dims=2):
+    """Sum products over the last ``dims`` axes of ``a`` and first of ``b`` (or given lists)."""
+    if isinstance(dims, int):
+        da = list(range(a._data.ndim - dims, a._data.ndim))
+        db = list(range(dims))
+    else:
+        da, db = list(dims[0]), list(dims[1])
+        da = [d % a._data.ndim for d in da]
+        db = [d % b._data.ndim for d in db]
+    fa = [i for i in range(a._data.ndim) if i not in da]
+    fb = [i for i in range(b._data.ndim) if i not in db]
+    sa = [a._data.shape[i] for i in fa]
+    sb = [b._data.shape[i] for i in fb]
+    k = 1
+    for i in da:
+        k *= a._data.shape[i]
+    am = a.permute(*fa, *da).reshape(-1, k)
+    bm = b.permute(*db, *fb).reshape(k, -1)
+    return matmul(am, bm).reshape(*sa, *sb)
+
+
+# ---- einsum ------------------------------------------------------------------------------
+
+
+def _parse(eq, shapes):
+    eq = eq.replace(" ", "")
+    lhs, arrow, rhs = eq.partition("->")
+    ins = lhs.split(",")
+    if len(ins) != len(shapes):
+        raise RuntimeError(
+            f"einsum(): {len(ins)} operands in the equation but {len(shapes)} were given"
+        )
+    used = set(re.sub(r"[^a-zA-Z]", "", eq))
+    free = [c for c in string.ascii_letters if c not in used]
+    ell = 0
+    for sub, shp in zip(ins, shapes):
+        if "..." in sub:
+            ell = max(ell, len(shp) - (len(sub) - 3))
+    out_ins = []
+    for sub, shp in zip(ins, shapes):
+        if "..." in sub:
+            n = len(shp) - (len(sub) - 3)
+            sub = sub.replace("...", "".join(free[ell - n : ell]))
+        if len(sub) != len(shp):
+            raise RuntimeError(
+                f"einsum(): the number of subscripts in the equation ({len(sub)}) does not "
+                f"match the number of dimensions ({len(shp)}) for operand"
+            )
+        out_ins.append(sub)
+    if arrow:
+        out = rhs.replace("...", "".join(free[:ell]) if ell else "")
+    else:
+        counts = {}
+        for s in out_ins:
+            for c in s:
+                counts[c] = counts.get(c, 0) + 1
+        out = ("".join(free[:ell]) if ell else "") + "".join(
+            sorted(c for c, n in counts.items() if n == 1 and c not in free)
+        )
+    return out_ins, out
+
+
+class Einsum(Primitive):
+    @staticmethod
+    def forward(ctx, *arrays, ins, out):
+        ctx.ins, ctx.out = ins, out
+        ctx.save_for_backward(*arrays)
+        return array_module(arrays[0]).einsum(",".join(ins) + "->" + out, *arrays, optimize=True)
+
+    @staticmethod
+    def backward(ctx, g):
+        ops = ctx.saved_tensors
+        grads = []
+        for i, sub in enumerate(ctx.ins):
+            if ctx._next[i] is None:
+                grads.append(None)
+                continue
+            if len(set(sub)) != len(sub):
+                raise NotImplementedError("einsum backward: repeated subscripts in one operand")
+            others = [(s, t) for j, (s, t) in enumerate(zip(ctx.ins, ops)) if j != i]
+            have = set(ctx.out).union(*[set(s) for s, _ in others])
+            keep = "".join(c for c in sub if c in have)
+            eq = ",".join([ctx.out] + [s for s, _ in others]) + "->" + keep
+            gi = Einsum.apply(
+                g, *[t for _, t in others], ins=eq.split("->")[0].split(","), out=keep
+            )
+            if keep != sub:  # dims only this operand had were summed: broadcast back
+                shape = ops[i]._data.shape
+                view = [shape[k] if c in keep else 1 for k, c in enumerate(sub)]
+                gi = gi.reshape(view).expand(*shape)
+            grads.append(gi)
+        return tuple(grads)
+
+
+def einsum(equation, *operands):
+    """Einstein summation, e.g. ``einsum("bij,bjk->bik", a, b)`` (``...`` supported)."""
+    if len(operands) == 1 and isinstance(operands[0], list | tuple):
+        operands = tuple(operands[0])
+    if not all(isinstance(t, Tensor) for t in operands):
+        raise TypeError("einsum(): operands must be Tensors")
+    if len({t._data.dtype for t in operands}) > 1:
+        rt = result_dtype(*operands)
+        operands = tuple(t.to(rt) for t in operands)
+    ins, out = _parse(equation, [t._data.shape for t in operands])
+    return Einsum.apply(*operands, ins=ins, out=out)

@@ -1,0 +1,137 @@
+"""Fused primitives where one node measurably beats a chain of small ones: softmax,
+log_softmax, layer norm and batch norm. Forward runs on arrays in few passes; backward is
+written in tensor ops, so these still differentiate twice."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._tensor import _wrap_dim
+from ..autograd.function import Primitive
+from ..autograd.grad_mode import STATE
+from ..backend.device import array_module
+
+
+class Softmax(Primitive):
+    @staticmethod
+    def forward(ctx, x, axis):
+        xp = array_module(x)
+        e = xp.exp(x - x.max(axis=axis, keepdims=True))
+        e /= e.sum(axis=axis, keepdims=True)
+        ctx.axis = axis
+        ctx.save_for_backward(e)
+        return e
+
+    @staticmethod
+    def backward(ctx, g):
+        (y,) = ctx.saved_tensors
+        gy = g * y
+        return gy - y * gy.sum(ctx.axis, keepdim=True)
+
+
+class LogSoftmax(Primitive):
+    @staticmethod
+    def forward(ctx, x, axis):
+        xp = array_module(x)
+        s = x - x.max(axis=axis, keepdims=True)
+        s -= xp.log(xp.exp(s).sum(axis=axis, keepdims=True))
+        ctx.axis = axis
+        ctx.save_for_backward(s)
+        return s
+
+    @staticmethod
+    def backward(ctx, g):
+        (out,) = ctx.saved_tensors
+        return g - out.exp() * g.sum(ctx.axis, keepdim=True)
+
+
+def _softmax_in(input, dim, dtype, op):
+    if dtype is not None:
+        input = input.to(dtype)
+    if not input.dtype.is_floating_point:
+        raise RuntimeError(f"{op}: expected a floating-point input, got {input.dtype}")
+    if dim is None:
+        dim = 0 if input._data.ndim in (0, 1, 3) else 1  # PyTorch's legacy implicit choice
+    return input, _wrap_dim(dim, input._data.ndim, op)
+
+
+def softmax(input, dim=None, dtype=None):
+    """``exp(x) / sum(exp(x))`` along ``dim``, computed stably."""
+    input, ax = _softmax_in(input, dim, dtype, "softmax")
+    if input._data.ndim == 0:
+        return input * 0 + 1
+    return Softmax.apply(input, axis=ax)
+
+
+def log_softmax(input, dim=None, dtype=None):
+    """``log(softmax(x))`` along ``dim``, computed stably."""
+    input, ax = _softmax_in(input, dim, dtype, "log_softmax")
+    if input._data.ndim == 0:
+        return input * 0
+    return LogSoftmax.apply(input, axis=ax)
+
+
+class Normalize(Primitive):
+    """``(x - mean) / sqrt(var + eps)`` over ``axes`` (biased variance), the core of layer,
+    group and batch norm. Saves the normalized output and the inverse std."""
+
+    @staticmethod
+    def forward(ctx, x, axes, eps):
+        xp = array_module(x)
+        mu = x.mean(axis=axes, keepdims=True)
+        xc = x - mu
+        var = (xc * xc).mean(axis=axes, keepdims=True)
+        rstd = (1.0 / xp.sqrt(var + eps)).astype(x.dtype, copy=False)
+        xc *= rstd
+        ctx.axes, ctx.eps = axes, eps
+        ctx.save_for_backward(xc, rstd, x)
+        ctx.stats = (mu, var)
+        return xc
+
+    @staticmethod
+    def backward(ctx, g):
+        xhat, rstd, x = ctx.saved_tensors
+        ax = ctx.axes
+        if STATE.grad_enabled:  # recording this backward: rstd must depend on x, not be a constant
+            xc = x - x.mean(ax, keepdim=True)
+            rstd = ((xc * xc).mean(ax, keepdim=True) + ctx.eps).rsqrt()
+        # d xhat: rstd * (g - mean(g) - xhat * mean(g * xhat))
+        mg = g.mean(ax, keepdim=True)
+        mgx = (g * xhat).mean(ax, keepdim=True)
+        return rstd * (g - mg - xhat * mgx)
+
+
+def normalize_stats(input, axes, eps):
+    """Normalize over ``axes``; returns (normalized, batch mean, biased batch var) arrays."""
+    out = Normalize.apply(input, axes=axes, eps=eps)
+    node = out.grad_fn
+    if node is None:  # not recorded: recompute the cheap stats from the output's inputs
+        mu = input._data.mean(axis=axes, keepdims=True)
+        var = input._data.var(axis=axes, keepdims=True)
+        return out, mu, var
+    return out, node.stats[0], node.stats[1]
+
+
+def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
+    """Normalize over the last ``len(normalized_shape)`` dims, then scale and shift."""
+    if isinstance(normalized_shape, int):
+        normalized_shape = (normalized_shape,)
+    normalized_shape = tuple(normalized_shape)
+    k = len(normalized_shape)
+    if tuple(input._data.shape[-k:]) != normalized_shape:
+        raise RuntimeError(
+            f"layer_norm: Given normalized_shape={list(normalized_shape)}, expected input with "
+            f"shape [*, {', '.join(map(str, normalized_shape))}], but got input of size "
+            f"{list(input.shape)}"
+        )
+    axes = tuple(range(input._data.ndim - k, input._data.ndim))
+    out = Normalize.apply(input, axes=axes, eps=eps)
+    if weight is not None:
+        out = out * weight
+    if bias is not None:
+        out = out + bias
+    return out
+
+
+def _np_stats_dtype(x):
+    return np.float32 if x.dtype.kind == "V" or x.dtype == np.float16 else x.dtype

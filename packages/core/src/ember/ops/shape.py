@@ -1,0 +1,546 @@
+"""Shape ops: views (reshape, permute, expand, squeeze ...) that share memory with their input,
+and copies (cat, flip, roll, pad, repeat, tril/triu, diag)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._tensor import Tensor, _make, _wrap_dim
+from ..autograd.function import Primitive
+from ..backend.device import array_module
+from ._util import result_dtype, sum_to
+
+
+def _shape_arg(shape):
+    if len(shape) == 1 and isinstance(shape[0], list | tuple):
+        shape = tuple(shape[0])
+    return tuple(int(s) for s in shape)
+
+
+def _infer(shape, numel, op):
+    shape = list(shape)
+    neg = [i for i, s in enumerate(shape) if s == -1]
+    if len(neg) > 1:
+        raise RuntimeError(f"{op}: only one dimension can be inferred")
+    known = 1
+    for s in shape:
+        if s != -1:
+            known *= s
+    if neg:
+        if known == 0 or numel % known:
+            raise RuntimeError(f"shape '{shape}' is invalid for input of size {numel}")
+        shape[neg[0]] = numel // known
+    elif known != numel:
+        raise RuntimeError(f"shape '{shape}' is invalid for input of size {numel}")
+    return tuple(shape)
+
+
+class Reshape(Primitive):
+    view = True
+
+    @staticmethod
+    def forward(ctx, a, shape):
+        ctx.shape = a.shape
+        return a.reshape(shape)
+
+    @staticmethod
+    def backward(ctx, g):
+        return reshape(g, ctx.shape)
+
+
+def reshape(input, *shape):
+    """The same elements in a new shape (a view when the layout allows, else a copy)."""
+    shape = _shape_arg(shape)
+    if shape == input._data.shape:
+        return Reshape.apply(input, shape=shape) if input._rg else _alias(input)
+    return Reshape.apply(input, shape=_infer(shape, input._data.size, "reshape"))
+
+
+def _alias(t):
+    out = _make(t._data)
+    out._vbox, out._base = t._vbox, t._base if t._base is not None else t
+    return out
+
+
+def view(input, *shape):
+    """A view with a new shape; raises if the memory layout needs a copy (use reshape)."""
+    if len(shape) == 1 and not isinstance(shape[0], int | list | tuple):
+        from .elementwise import cast
+
+        return cast(input, shape[0])
+    shape = _infer(_shape_arg(shape), input._data.size, "view")
+    d = input._data
+    if isinstance(d, np.ndarray) and not d.flags.c_contiguous:
+        try:
+            np.reshape(d, shape, copy=False)
+        except ValueError:
+            raise RuntimeError(
+                "view size is not compatible with input tensor's size and stride (at least one "
+                "dimension spans across two contiguous subspaces). Use .reshape(...) instead."
+            ) from None
+        except TypeError:  # NumPy < 2.1 has no copy= argument; reshape decides
+            pass
+    return Reshape.apply(input, shape=shape)
+
+
+class Permute(Primitive):
+    view = True
+
+    @staticmethod
+    def forward(ctx, a, perm):
+        ctx.perm = perm
+        return a.transpose(perm)
+
+    @staticmethod
+    def backward(ctx, g):
+        inv = [0] * len(ctx.perm)
+        for i, p in enumerate(ctx.perm):
+            inv[p] = i
+        return Permute.apply(g, perm=tuple(inv))
+
+
+def permute(input, *dims):
+    """Reorder the dimensions (a view)."""
+    dims = _shape_arg(dims)
+    n = input._data.ndim
+    if len(dims) != n:
+        raise RuntimeError(
+            f"permute(sparse_coo): number of dimensions in the tensor input does not match the "
+            f"length of the desired ordering of dimensions i.e. input.dim() = {n} is not equal "
+            f"to len(dims) = {len(dims)}"
+        )
+    perm = tuple(_wrap_dim(d, n, "permute") for d in dims)
+    if len(set(perm)) != n:
+        raise RuntimeError(f"permute: repeated dim in {list(dims)}")
+    return Permute.apply(input, perm=perm)
+
+
+def transpose(input, dim0, dim1):
+    """Swap two dimensions (a view)."""
+    n = input._data.ndim
+    if n == 0:
+        return _alias(input)
+    a, b = _wrap_dim(dim0, n, "transpose"), _wrap_dim(dim1, n, "transpose")
+    perm = list(range(n))
+    perm[a], perm[b] = perm[b], perm[a]
+    return Permute.apply(input, perm=tuple(perm))
+
+
+def movedim(input, source, destination):
+    """Move dimension(s) ``source`` to position(s) ``destination``."""
+    n = input._data.ndim
+    src = [source] if isinstance(source, int) else list(source)
+    dst = [destination] if isinstance(destination, int) else list(destination)
+    src = [_wrap_dim(s, n, "movedim") for s in src]
+    dst = [_wrap_dim(d, n, "movedim") for d in dst]
+    order = [i for i in range(n) if i not in src]
+    for d, s in sorted(zip(dst, src)):
+        order.insert(d, s)
+    return Permute.apply(input, perm=tuple(order))
+
+
+class Expand(Primitive):
+    view = True
+
+    @staticmethod
+    def forward(ctx, a, shape):
+        ctx.shape = a.shape
+        return array_module(a).broadcast_to(a, shape)
+
+    @staticmethod
+    def backward(ctx, g):
+        return sum_to(g, ctx.shape)
+
+
+def expand(input, *sizes):
+    """Broadcast singleton dimensions to ``sizes`` without copying (-1 keeps a size)."""
+    sizes = _shape_arg(sizes)
+    shape = input._data.shape
+    if len(sizes) < len(shape):
+        raise RuntimeError(
+            f"expand: the number of sizes provided ({len(sizes)}) must be greater or equal to "
+            f"the number of dimensions in the tensor ({len(shape)})"
+        )
+    lead = len(sizes) - len(shape)
+    target = list(sizes)
+    for i, s in enumerate(shape):
+        t = sizes[lead + i]
+        if t == -1:
+            target[lead + i] = s
+        elif s != 1 and s != t:
+            raise RuntimeError(
+                f"The expanded size of the tensor ({t}) must match the existing size ({s}) at "
+                f"non-singleton dimension {lead + i}.  Target sizes: {list(sizes)}.  "
+                f"Tensor sizes: {list(shape)}"
+            )
+    target = tuple(target)
+    if target == shape:
+        return _alias(input) if not input._rg else Reshape.apply(input, shape=shape)
+    return Expand.apply(input, shape=target)
+
+
+def expand_as(input, other):
+    """``expand`` to ``other``'s shape."""
+    return expand(input, other._data.shape)
+
+
+def broadcast_to(input, shape):
+    """``expand`` to ``shape``."""
+    return expand(input, tuple(shape))
+
+
+def squeeze(input, dim=None):
+    """Drop size-1 dimensions (all, or those named in ``dim``)."""
+    shape = input._data.shape
+    if dim is None:
+        new = tuple(s for s in shape if s != 1)
+    else:
+        ds = (dim,) if isinstance(dim, int) else tuple(dim)
+        ds = {_wrap_dim(d, len(shape), "squeeze") for d in ds} if shape else set()
+        new = tuple(s for i, s in enumerate(shape) if not (i in ds and s == 1))
+    return reshape(input, new) if new != shape else _alias(input)
+
+
+def unsqueeze(input, dim):
+    """Insert a size-1 dimension at ``dim``."""
+    shape = input._data.shape
+    d = _wrap_dim(dim, len(shape) + 1, "unsqueeze")
+    return Reshape.apply(input, shape=shape[:d] + (1,) + shape[d:])
+
+
+def flatten(input, start_dim=0, end_dim=-1):
+    """Merge dimensions ``start_dim..end_dim`` into one."""
+    shape = input._data.shape
+    if not shape:
+        return reshape(input, (1,))
+    s, e = _wrap_dim(start_dim, len(shape), "flatten"), _wrap_dim(end_dim, len(shape), "flatten")
+    if s > e:
+        raise RuntimeError("flatten() has invalid args: start_dim cannot come after end_dim")
+    n = 1
+    for x in shape[s : e + 1]:
+        n *= x
+    return reshape(input, shape[:s] + (n,) + shape[e + 1 :])
+
+
+def unflatten(input, dim, sizes):
+    """Split dimension ``dim`` into ``sizes`` (one may be -1)."""
+    shape = input._data.shape
+    d = _wrap_dim(dim, len(shape), "unflatten")
+    sizes = _infer(tuple(sizes), shape[d], "unflatten")
+    return reshape(input, shape[:d] + sizes + shape[d + 1 :])
+
+
+class Cat(Primitive):
+    @staticmethod
+    def forward(ctx, *arrays, axis):
+        ctx.axis = axis
+        ctx.sizes = [a.shape[axis] for a in arrays]
+        return array_module(arrays[0]).concatenate(arrays, axis=axis)
+
+    @staticmethod
+    def backward(ctx, g):
+        out, start = [], 0
+        idx = [slice(None)] * g._data.ndim
+        for n in ctx.sizes:
+            idx[ctx.axis] = slice(start, start + n)
+            out.append(g[tuple(idx)])
+            start += n
+        return tuple(out)
+
+
+def cat(tensors, dim=0):
+    """Join tensors along an existing dimension."""
+    tensors = list(tensors)
+    if not tensors:
+        raise RuntimeError("cat(): expected a non-empty list of Tensors")
+    tensors = [t for t in tensors if not (t._data.ndim == 1 and t._data.size == 0)] or tensors[:1]
+    ref = tensors[0]
+    n = ref._data.ndim
+    if n == 0:
+        raise RuntimeError("zero-dimensional tensor (at position 0) cannot be concatenated")
+    ax = _wrap_dim(dim, n, "cat")
+    for i, t in enumerate(tensors[1:], 1):
+        s = t._data.shape
+        if len(s) != n:
+            raise RuntimeError(f"Tensors must have same number of dimensions: got {n} and {len(s)}")
+        for k in range(n):
+            if k != ax and s[k] != ref._data.shape[k]:
+                raise RuntimeError(
+                    f"Sizes of tensors must match except in dimension {ax}. Expected size "
+                    f"{ref._data.shape[k]} but got size {s[k]} for tensor number {i} in the list."
+                )
+    rt = result_dtype(*tensors) if len({t._data.dtype for t in tensors}) > 1 else None
+    if rt is not None:
+        tensors = [t.to(rt) for t in tensors]
+    return Cat.apply(*tensors, axis=ax)
+
+
+concat = cat
+concatenate = cat
+
+
+def stack(tensors, dim=0):
+    """Join same-shaped tensors along a new dimension."""
+    tensors = list(tensors)
+    if not tensors:
+        raise RuntimeError("stack expects a non-empty TensorList")
+    s0 = tensors[0]._data.shape
+    for i, t in enumerate(tensors):
+        if t._data.shape != s0:
+            raise RuntimeError(
+                f"stack expects each tensor to be equal size, but got {list(s0)} at entry 0 and "
+                f"{list(t._data.shape)} at entry {i}"
+            )
+    d = _wrap_dim(dim, len(s0) + 1, "stack")
+    return cat([unsqueeze(t, d) for t in tensors], d)
+
+
+def hstack(tensors):
+    """Stack horizontally (along dim 1, or 0 for 1-D)."""
+    tensors = list(tensors)
+    return cat(tensors, 0 if tensors[0]._data.ndim == 1 else 1)
+
+
+def vstack(tensors):
+    """Stack vertically (rows)."""
+    return cat([t if t._data.ndim > 1 else unsqueeze(t, 0) for t in tensors], 0)
+
+
+def narrow(input, dim, start, length):
+    """A view of ``length`` entries of ``dim`` from ``start``."""
+    d = _wrap_dim(dim, input._data.ndim, "narrow")
+    size = input._data.shape[d]
+    start = int(start)
+    if start < 0:
+        start += size
+    if not (0 <= start and start + length <= size):
+        raise IndexError(
+            f"narrow: start ({start}) + length ({length}) exceeds dimension size ({size})."
+        )
+    idx = (slice(None),) * d + (slice(start, start + length),)
+    return input[idx]
+
+
+def split(input, split_size_or_sections, dim=0):
+    """Views of consecutive pieces along ``dim`` (a size for each, or a list of sizes)."""
+    d = _wrap_dim(dim, input._data.ndim, "split")
+    size = input._data.shape[d]
+    if isinstance(split_size_or_sections, int):
+        step = split_size_or_sections
+        sizes = [min(step, size - i) for i in range(0, size, step)] if step else [0]
+    else:
+        sizes = list(split_size_or_sections)
+        if sum(sizes) != size:
+            raise RuntimeError(
+                f"split_with_sizes expects split_sizes to sum exactly to {size} (input tensor's "
+                f"size at dimension {d}), but got split_sizes={sizes}"
+            )
+    out, start = [], 0
+    for n in sizes:
+        out.append(narrow(input, d, start, n))
+        start += n
+    return tuple(out)
+
+
+def chunk(input, chunks, dim=0):
+    """Split into ``chunks`` nearly equal views (the last may be smaller)."""
+    if chunks <= 0:
+        raise RuntimeError("chunk expects `chunks` to be greater than 0")
+    d = _wrap_dim(dim, input._data.ndim, "chunk")
+    size = input._data.shape[d]
+    step = max(-(-size // chunks), 1)
+    return split(input, step, d)
+
+
+def unbind(input, dim=0):
+    """A tuple of the slices along ``dim`` (each a view without that dimension)."""
+    d = _wrap_dim(dim, input._data.ndim, "unbind")
+    return tuple(input[(slice(None),) * d + (i,)] for i in range(input._data.shape[d]))
+
+
+class Flip(Primitive):
+    @staticmethod
+    def forward(ctx, a, axes):
+        ctx.axes = axes
+        return array_module(a).flip(a, axes).copy()
+
+    @staticmethod
+    def backward(ctx, g):
+        return Flip.apply(g, axes=ctx.axes)
+
+
+def flip(input, dims):
+    """Reverse the order of elements along ``dims`` (a copy, as in PyTorch)."""
+    dims = (dims,) if isinstance(dims, int) else tuple(dims)
+    axes = tuple(_wrap_dim(d, input._data.ndim, "flip") for d in dims)
+    return Flip.apply(input, axes=axes)
+
+
+class Roll(Primitive):
+    @staticmethod
+    def forward(ctx, a, shifts, axes):
+        ctx.shifts, ctx.axes = shifts, axes
+        if axes is None:
+            return array_module(a).roll(a.reshape(-1), shifts).reshape(a.shape)
+        return array_module(a).roll(a, shifts, axes)
+
+    @staticmethod
+    def backward(ctx, g):
+        neg = -ctx.shifts if isinstance(ctx.shifts, int) else tuple(-s for s in ctx.shifts)
+        return Roll.apply(g, shifts=neg, axes=ctx.axes)
+
+
+def roll(input, shifts, dims=None):
+    """Rotate elements along ``dims`` (the flattened tensor when None)."""
+    if dims is not None:
+        dims = (dims,) if isinstance(dims, int) else tuple(dims)
+        dims = tuple(_wrap_dim(d, input._data.ndim, "roll") for d in dims)
+        shifts = (shifts,) if isinstance(shifts, int) else tuple(shifts)
+        if len(shifts) != len(dims):
+            raise RuntimeError(f"roll: shifts ({len(shifts)}) and dims ({len(dims)}) differ")
+    return Roll.apply(input, shifts=shifts, axes=dims)
+
+
+def repeat(input, *sizes):
+    """Tile the tensor ``sizes[i]`` times along each dimension (PyTorch's ``repeat``)."""
+    reps = _shape_arg(sizes)
+    shape = input._data.shape
+    if len(reps) < len(shape):
+        raise RuntimeError(
+            "Number of dimensions of repeat dims can not be smaller than number of dimensions "
+            "of tensor"
+        )
+    shape = (1,) * (len(reps) - len(shape)) + shape
+    x = reshape(input, sum(((1, s) for s in shape), ()))
+    x = expand(x, sum(((r, s) for r, s in zip(reps, shape)), ()))
+    return reshape(x, tuple(r * s for r, s in zip(reps, shape)))
+
+
+def tile(input, dims):
+    """``repeat`` with ``dims`` padded with leading ones to the tensor's rank."""
+    dims = tuple(dims)
+    n = input._data.ndim
+    if len(dims) < n:
+        dims = (1,) * (n - len(dims)) + dims
+    return repeat(input, dims)
+
+
+class Pad(Primitive):
+    @staticmethod
+    def forward(ctx, a, widths, value):
+        ctx.widths = widths
+        return array_module(a).pad(a, widths, mode="constant", constant_values=value)
+
+    @staticmethod
+    def backward(ctx, g):
+        idx = tuple(slice(lo, g._data.shape[i] - hi) for i, (lo, hi) in enumerate(ctx.widths))
+        return g[idx]
+
+
+def pad_last(input, before, after, value=0.0):
+    """Constant-pad the last dimension."""
+    widths = ((0, 0),) * (input._data.ndim - 1) + ((before, after),)
+    return Pad.apply(input, widths=widths, value=value)
+
+
+def pad(input, pad, mode="constant", value=None):
+    """Pad the last ``len(pad) // 2`` dimensions; ``pad`` lists (left, right) from the last
+    dimension backwards, as ``F.pad`` does. Modes: constant, reflect, replicate, circular."""
+    if len(pad) % 2:
+        raise RuntimeError("Padding length must be divisible by 2")
+    n = input._data.ndim
+    k = len(pad) // 2
+    if k > n:
+        raise RuntimeError(f"Padding length too large: {len(pad)} for a {n}-d input")
+    pairs = [(0, 0)] * n
+    for i in range(k):
+        pairs[n - 1 - i] = (int(pad[2 * i]), int(pad[2 * i + 1]))
+    if mode == "constant":
+        x = input
+        if any(lo < 0 or hi < 0 for lo, hi in pairs):  # negative padding crops
+            idx = tuple(slice(max(-lo, 0), s - max(-hi, 0)) for (lo, hi), s in zip(pairs, x.shape))
+            x = x[idx]
+            pairs = [(max(lo, 0), max(hi, 0)) for lo, hi in pairs]
+        return Pad.apply(x, widths=tuple(pairs), value=0.0 if value is None else value)
+    np_mode = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}.get(mode)
+    if np_mode is None:
+        raise NotImplementedError(f"pad: unsupported mode {mode!r}")
+    out = input
+    for d, (lo, hi) in enumerate(pairs):
+        if lo or hi:
+            src = np.pad(np.arange(out._data.shape[d]), (lo, hi), mode=np_mode)
+            from .index import index_select
+
+            out = index_select(out, d, _make(src.astype(np.int64)))
+    return out
+
+
+class Tri(Primitive):
+    @staticmethod
+    def forward(ctx, a, k, upper):
+        ctx.k, ctx.upper = k, upper
+        xp = array_module(a)
+        return xp.triu(a, k) if upper else xp.tril(a, k)
+
+    @staticmethod
+    def backward(ctx, g):
+        return Tri.apply(g, k=ctx.k, upper=ctx.upper)
+
+
+def tril(input, diagonal=0):
+    """Keep the lower triangle (on and below ``diagonal``); zero the rest."""
+    return Tri.apply(input, k=diagonal, upper=False)
+
+
+def triu(input, diagonal=0):
+    """Keep the upper triangle (on and above ``diagonal``); zero the rest."""
+    return Tri.apply(input, k=diagonal, upper=True)
+
+
+class Diag(Primitive):
+    @staticmethod
+    def forward(ctx, a, k):
+        ctx.k, ctx.n = k, a.shape
+        return array_module(a).diag(a, k).copy()
+
+    @staticmethod
+    def backward(ctx, g):
+        if len(ctx.n) == 1:
+            return Diag.apply(g, k=ctx.k)
+        full = Diag.apply(g, k=ctx.k)  # (m, m) square; crop or pad to the input's shape
+        rows, cols = ctx.n
+        m = full._data.shape[0]
+        return pad(full, (0, max(cols - m, 0), 0, max(rows - m, 0)))[:rows, :cols]
+
+
+def diag(input, diagonal=0):
+    """A 1-D tensor's diagonal matrix, or a 2-D tensor's diagonal."""
+    if input._data.ndim not in (1, 2):
+        raise RuntimeError(f"diag(): Supports 1D or 2D tensors. Got {input._data.ndim}D")
+    return Diag.apply(input, k=diagonal)
+
+
+class Clone(Primitive):
+    @staticmethod
+    def forward(ctx, a):
+        return a.copy()
+
+    @staticmethod
+    def backward(ctx, g):
+        return g
+
+
+def clone(input, *, memory_format=None):
+    """A copy with its own memory (gradients flow back to ``input``)."""
+    return Clone.apply(input)
+
+
+def contiguous(input, memory_format=None):
+    """``input`` if already row-major, else a row-major copy."""
+    if input._data.flags.c_contiguous:
+        return input
+    return Clone.apply(input)
+
+
+def _as_tensor(x):
+    return x if isinstance(x, Tensor) else _make(np.asarray(x))

@@ -238,7 +238,9 @@ def from_dlpack(ext):
         from .backend.device import cupy_module
 
         arr = cupy_module().from_dlpack(ext)
-    return from_numpy(arr) if isinstance(arr, _np.ndarray) else Tensor.__new__(Tensor)
+    from ._tensor import _make
+
+    return _make(arr)
 
 
 def set_printoptions(precision=None, threshold=None, edgeitems=None, linewidth=None, **_):

@@ -7,32 +7,57 @@ import numpy as np
 from .backend import dtypes as _dt
 
 
+def _float_formatter(arr):
+    """PyTorch's choice: integers print as ``1.``, else 4 decimals, and scientific notation
+    when the nonzero finite magnitudes span more than 1000x, exceed 1e8 or go below 1e-4."""
+    finite = arr[np.isfinite(arr)]
+    mags = np.abs(finite[finite != 0])
+    ints = bool(np.all(finite == np.round(finite)))
+    sci = False
+    if mags.size:
+        lo, hi = mags.min(), mags.max()
+        sci = hi / lo > 1000.0 or hi > 1.0e8 or (not ints and lo < 1.0e-4)
+    if sci:
+        fmt = "{:.4e}"
+    elif ints:
+        fmt = "{:.0f}."
+    else:
+        fmt = "{:.4f}"
+    return lambda v: fmt.format(v) if np.isfinite(v) else str(v)
+
+
+def _padded(fn, arr):
+    """``fn`` with every element right-aligned to the widest one, as PyTorch aligns columns."""
+    width = max((len(fn(v)) for v in arr.reshape(-1)), default=0)
+    return lambda v: fn(v).rjust(width)
+
+
 def _body(arr) -> str:
     if arr.dtype == _dt.bfloat16.np or arr.dtype == np.float16:
         arr = arr.astype(np.float32)
     if arr.dtype.kind == "f":
-        finite = arr[np.isfinite(arr)]
-        ints = finite.size == 0 or bool(np.all(finite == np.round(finite)))
-        big = finite.size and (
-            np.abs(finite).max() >= 1e8 or (np.abs(finite[finite != 0]).min(initial=1.0) < 1e-4)
-        )
-        if ints and not big:
-            fmt = {"float_kind": lambda v: f"{v:.0f}." if np.isfinite(v) else str(v)}
-        elif big:
-            fmt = {"float_kind": lambda v: f"{v:.4e}"}
-        else:
-            fmt = {"float_kind": lambda v: f"{v:.4f}"}
-        return np.array2string(
-            arr, separator=", ", formatter=fmt, prefix="tensor(", threshold=1000, edgeitems=3
-        )
-    if arr.dtype == bool:
-        return np.array2string(
-            arr,
-            separator=", ",
-            prefix="tensor(",
-            formatter={"bool": lambda v: "True" if v else "False"},
-        )
-    return np.array2string(arr, separator=", ", prefix="tensor(", threshold=1000, edgeitems=3)
+        fmt = {"float_kind": _padded(_float_formatter(arr), _shown(arr))}
+    elif arr.dtype == bool:
+        fmt = {"bool": _padded(lambda v: "True" if v else "False", _shown(arr))}
+    else:
+        fmt = {"int": _padded(str, _shown(arr))}
+    return np.array2string(
+        arr,
+        separator=", ",
+        formatter=fmt,
+        prefix="tensor(",
+        threshold=1000,
+        edgeitems=3,
+        max_line_width=80,
+    )
+
+
+def _shown(arr):
+    """The elements that will be printed (the edges of a summarized tensor)."""
+    if arr.size <= 1000 or arr.ndim == 0:
+        return arr
+    idx = tuple(np.r_[0 : min(3, n), max(n - 3, 3) : n] for n in arr.shape)
+    return arr[np.ix_(*idx)]
 
 
 def format_tensor(t) -> str:

@@ -70,10 +70,24 @@ def _dtype_method(d):
     return m
 
 
+_TYPE_NAMES = {
+    "float32": "Float",
+    "float64": "Double",
+    "float16": "Half",
+    "bfloat16": "BFloat16",
+    "int64": "Long",
+    "int32": "Int",
+    "int16": "Short",
+    "int8": "Char",
+    "uint8": "Byte",
+    "bool": "Bool",
+}
+
+
 def _type(self, dtype=None, non_blocking=False):
-    """The type name (no argument) or a cast to ``dtype``."""
+    """The type name (no argument), such as ``ember.FloatTensor``, or a cast to ``dtype``."""
     if dtype is None:
-        return f"ember.{self.dtype.name.capitalize()}Tensor"
+        return f"ember.{_TYPE_NAMES[self.dtype.name]}Tensor"
     return E.cast(self, _dt.to_dtype(dtype))
 
 
@@ -240,9 +254,15 @@ METHODS = {
     "__le__": E.le,
     "__gt__": E.gt,
     "__ge__": E.ge,
-    "__and__": E.logical_and,
-    "__or__": E.logical_or,
-    "__xor__": E.logical_xor,
+    "__and__": E.bitwise_and,
+    "__or__": E.bitwise_or,
+    "__xor__": E.bitwise_xor,
+    "__rand__": E.bitwise_and,
+    "__ror__": E.bitwise_or,
+    "__rxor__": E.bitwise_xor,
+    "bitwise_and": E.bitwise_and,
+    "bitwise_or": E.bitwise_or,
+    "bitwise_xor": E.bitwise_xor,
     "__invert__": lambda self: (
         E.logical_not(self) if self._data.dtype == bool else _make(~self._data)
     ),

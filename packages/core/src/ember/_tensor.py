@@ -37,6 +37,11 @@ class Tensor:
 
     __array_ufunc__ = None  # NumPy defers to our operators: np.float32(2) * t is a Tensor
 
+    def __init_subclass__(cls, **kwargs):
+        # Hot paths test ``x.__class__ in TENSOR_TYPES`` (cheaper than isinstance on non-tensors).
+        super().__init_subclass__(**kwargs)
+        TENSOR_TYPES.add(cls)
+
     def __init__(self, *args, dtype=None, device=None):
         # torch.Tensor(data) copies into the default float type; Tensor(2, 3) is uninitialized.
         from .creation import tensor as _tensor
@@ -317,6 +322,9 @@ class Tensor:
             t.grad = self.grad.__deepcopy__(memo)
         memo[id(self)] = t
         return t
+
+
+TENSOR_TYPES = {Tensor}  # Tensor and its subclasses (nn.Parameter), for exact-class checks
 
 
 class Size(tuple):

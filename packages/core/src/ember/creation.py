@@ -48,7 +48,7 @@ def _finish(arr, device, requires_grad):
 
 def _infer_dtype(data):
     """PyTorch's dtype for nested Python data: bool < int64 < default float."""
-    kind = 0
+    kind = -1  # no elements at all: the default float type, as in PyTorch
     stack = [data]
     while stack:
         x = stack.pop()
@@ -57,7 +57,7 @@ def _infer_dtype(data):
         elif isinstance(x, Tensor):
             return None
         elif isinstance(x, bool | np.bool_):
-            continue
+            kind = max(kind, 0)
         elif isinstance(x, int | np.integer):
             kind = max(kind, 1)
         elif isinstance(x, float | np.floating):
@@ -66,7 +66,7 @@ def _infer_dtype(data):
             raise TypeError("ember has no complex dtypes")
         else:
             raise TypeError(f"tensor(): can't build a tensor from {type(x).__name__}")
-    return _dt.int64 if kind else _dt.bool_
+    return (_dt.get_default_dtype(), _dt.bool_, _dt.int64)[kind + 1]
 
 
 def tensor(data, dtype=None, device=None, requires_grad=False, pin_memory=False):
@@ -272,7 +272,10 @@ def randn(*size, generator=None, dtype=None, device=None, requires_grad=False):
 def randint(
     low, high=None, size=None, generator=None, dtype=None, device=None, requires_grad=False
 ):
-    """Integers drawn uniformly from [low, high)."""
+    """Integers drawn uniformly from [low, high): ``randint(high, size)`` or
+    ``randint(low, high, size)``."""
+    if size is None and isinstance(high, tuple | list):
+        low, high, size = 0, low, high
     if high is None:
         low, high = 0, low
     if size is None:

@@ -16,8 +16,8 @@ class detect_anomaly:
     ...     try:
     ...         y.backward()
     ...     except RuntimeError as e:
-    ...         print(str(e).splitlines()[0][:60])
-    Function 'SqrtBackward0' returned nan values in its 0th outpu
+    ...         print(str(e).split('.')[0])
+    Function 'SqrtBackward0' returned nan values in its 0th output
     """
 
     def __init__(self, check_nan: bool = True):

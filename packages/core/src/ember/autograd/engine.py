@@ -116,6 +116,8 @@ def _execute(roots, keep, create, capture=None, leaves_only=None):
     buffers = {}
     captured = {}
     shared = set()  # ids of gradient arrays already stored in a .grad (must not alias)
+    hooked = {}  # leaves with hooks: their gradient is summed first, so hooks run once
+    leaf = (create, shared, cap_leaf, captured, leaves_only, hooked)
     prev = STATE.grad_enabled
     STATE.grad_enabled = bool(create)
     try:
@@ -124,7 +126,7 @@ def _execute(roots, keep, create, capture=None, leaves_only=None):
             if edge.__class__ is tuple:
                 _add(buffers, edge[0], edge[1], g)
             else:
-                _to_leaf(edge, g, create, shared, cap_leaf, captured, leaves_only)
+                _to_leaf(edge, g, *leaf)
         ready = [n for n in dict.fromkeys(nodes) if deps.get(n, 0) == 0 and n in deps]
         while ready:
             node = ready.pop()
@@ -154,7 +156,13 @@ def _execute(roots, keep, create, capture=None, leaves_only=None):
                     if deps[m] == 0:
                         ready.append(m)
                 elif g is not None:
-                    _to_leaf(e, g, create, shared, cap_leaf, captured, leaves_only)
+                    _to_leaf(e, g, *leaf)
+        for t, g in hooked.values():
+            for fn in list(t._hooks):
+                r = fn(g)
+                if r is not None:
+                    g = r
+            _deliver(t, g, *leaf[:5])
     finally:
         STATE.grad_enabled = prev
     return captured
@@ -297,12 +305,19 @@ def _own(g, shared):
     return g
 
 
-def _to_leaf(t, g, create, shared, cap_leaf, captured, only):
+def _to_leaf(t, g, create, shared, cap_leaf, captured, only, hooked):
     if t._hooks:
-        for fn in list(t._hooks):
-            r = fn(g)
-            if r is not None:
-                g = r
+        k = id(t)
+        if k in hooked:
+            hooked[k][1] = hooked[k][1] + g
+        else:
+            hooked[k] = [t, g]
+        return
+    _deliver(t, g, create, shared, cap_leaf, captured, only)
+
+
+def _deliver(t, g, create, shared, cap_leaf, captured, only):
+    """Hand a leaf its gradient: capture it for autograd.grad or accumulate into .grad."""
     if cap_leaf:
         i = cap_leaf.get(id(t))
         if i is not None:

@@ -8,6 +8,7 @@ import traceback
 
 import numpy as np
 
+from .._tensor import TENSOR_TYPES as _TT
 from .._tensor import Tensor, _Handle, _make
 from ..backend.device import array_module
 from .grad_mode import STATE
@@ -107,7 +108,7 @@ class Node:
     @property
     def saved_tensors(self):
         """The tensors given to ``save_for_backward``, checked against in-place changes."""
-        return self._unpack() if self._saved is not None else ()
+        return self._unpack() if self._saved is not None or self._freed else ()
 
     def _release(self) -> None:
         if self._saved is not None:
@@ -146,24 +147,24 @@ class Primitive(Node):
         record = False
         if STATE.grad_enabled and cls.differentiable:
             for a in args:
-                if a.__class__ is Tensor and a._rg:
+                if a.__class__ in _TT and a._rg:
                     record = True
                     break
         ctx._args = args
         ctx._rec = record
-        out = cls.forward(ctx, *[a._data if a.__class__ is Tensor else a for a in args], **params)
+        out = cls.forward(ctx, *[a._data if a.__class__ in _TT else a for a in args], **params)
         ctx._args = None
         if out.__class__ is tuple:
             return _wrap_many(ctx, out, record, args)
         if isinstance(out, np.generic):  # NumPy reductions return scalars; keep 0-d arrays
-            out = np.asarray(out)
+            out = _array_out(ctx, out)
         t = _make(out, record)
         if cls.view and out.base is not None:
             a = args[0]
             t._vbox = a._vbox
             t._base = a._base if a._base is not None else a
         if record:
-            ctx._next = tuple([_edge(a) if a.__class__ is Tensor else None for a in args])
+            ctx._next = tuple([_edge(a) if a.__class__ in _TT else None for a in args])
             t.grad_fn = ctx
             if ctx._saved is not None:
                 ctx._fix_outputs((out,), (t,))
@@ -179,11 +180,11 @@ class Primitive(Node):
         saved = []
         for x in items:
             for a in args:
-                if a.__class__ is Tensor and a._data is x:
+                if a.__class__ in _TT and a._data is x:
                     saved.append((0, a, a._vbox[0], 0))
                     break
             else:
-                if hasattr(x, "dtype") and x.__class__ is not Tensor and hasattr(x, "shape"):
+                if hasattr(x, "dtype") and x.__class__ not in _TT and hasattr(x, "shape"):
                     x = _make(x)
                 saved.append((2, x, 0, 0))
         self._saved = saved
@@ -191,13 +192,13 @@ class Primitive(Node):
     def needs(self, i: int) -> bool:
         """Inside forward: whether positional input ``i`` requires grad."""
         a = self._args[i]
-        return a.__class__ is Tensor and a._rg
+        return a.__class__ in _TT and a._rg
 
     def _fix_outputs(self, outs, tensors) -> None:
         # Saved arrays that turned out to be outputs are re-linked to this node.
         saved = self._saved
         for i, (kind, obj, _v, _n) in enumerate(saved):
-            if kind == 2 and obj.__class__ is Tensor:
+            if kind == 2 and obj.__class__ in _TT:
                 for nr, o in enumerate(outs):
                     if obj._data is o:
                         saved[i] = (1, (o, tensors[nr]._vbox), tensors[nr]._vbox[0], nr)
@@ -209,11 +210,22 @@ class Primitive(Node):
         return tuple(e is not None for e in self._next)
 
 
+def _array_out(ctx, o):
+    # NumPy ufuncs return scalars for 0-d inputs: use a 0-d array, and re-point saved
+    # references to the scalar at it, so a saved output still links back to its node.
+    arr = np.asarray(o)
+    if ctx._saved is not None:
+        for _kind, obj, _v, _n in ctx._saved:
+            if obj.__class__ is Tensor and obj._data is o:
+                obj._data = arr
+    return arr
+
+
 def _wrap_many(ctx, outs, record, args):
-    outs = tuple(np.asarray(o) if isinstance(o, np.generic) else o for o in outs)
+    outs = tuple(_array_out(ctx, o) if isinstance(o, np.generic) else o for o in outs)
     tensors = tuple(_make(o, record and o.dtype.kind in "fV") for o in outs)
     if record:
-        ctx._next = tuple([_edge(a) if a.__class__ is Tensor else None for a in args])
+        ctx._next = tuple([_edge(a) if a.__class__ in _TT else None for a in args])
         ctx._nout = len(outs)
         ctx._out_meta = [(array_module(o), o.shape, o.dtype) for o in outs]
         for nr, t in enumerate(tensors):
@@ -270,7 +282,10 @@ class Function(Node, metaclass=_FunctionMeta):
         ctx = cls.__new__(cls)
         ctx._args = args
         ctx._non_diff = set()
+        ctx._dirty = set()
         record = STATE.grad_enabled and any(isinstance(a, Tensor) and a._rg for a in args)
+        # edges before forward, so needs_input_grad works inside forward too
+        ctx._next = tuple(_edge(a) if record and isinstance(a, Tensor) else None for a in args)
         prev = STATE.grad_enabled
         STATE.grad_enabled = False
         try:
@@ -282,11 +297,19 @@ class Function(Node, metaclass=_FunctionMeta):
         outs = (out,) if single else out
         res = []
         for o in outs:
-            if isinstance(o, Tensor) and any(o is a for a in args if isinstance(a, Tensor)):
-                o = o.detach()  # an input returned as is still gets a new node, as in PyTorch
+            if (
+                isinstance(o, Tensor)
+                and id(o) not in ctx._dirty
+                and any(o is a for a in args if isinstance(a, Tensor))
+            ):
+                # an input returned as is still gets a new node, as in PyTorch; one marked
+                # dirty is the same tensor, rebased onto this node
+                nd = id(o) in ctx._non_diff
+                o = o.detach()
+                if nd:
+                    ctx._non_diff.add(id(o))
             res.append(o)
         if record:
-            ctx._next = tuple(_edge(a) if isinstance(a, Tensor) else None for a in args)
             ctx._nout = len(res)
             ctx._out_meta = [
                 (array_module(o._data), o._data.shape, o._data.dtype)
@@ -316,9 +339,20 @@ class Function(Node, metaclass=_FunctionMeta):
         self._non_diff.update(id(t) for t in tensors)
 
     def mark_dirty(self, *tensors) -> None:
-        """Declare inputs modified in place by forward (bumps their version)."""
+        """Declare inputs modified in place by forward (bumps their version); return them
+        from forward, and they become outputs of this node."""
         for t in tensors:
+            if t._rg and t.grad_fn is None and any(e is not None for e in self._next):
+                raise RuntimeError(
+                    "a leaf Variable that requires grad has been used in an in-place operation."
+                )
             t._bump()
+            self._dirty.add(id(t))
+
+    @classmethod
+    def name(cls) -> str:
+        """The node's name as PyTorch prints it for custom Functions: ``MyFnBackward``."""
+        return cls.__name__ + "Backward"
 
     def set_materialize_grads(self, value: bool) -> None:
         """Whether missing output gradients arrive as zeros (True) or None (False)."""

@@ -31,6 +31,11 @@ class _Mode:
 
     _value = True
 
+    def __new__(cls, *args):
+        if len(args) == 1 and callable(args[0]):  # used bare: @ember.no_grad
+            return cls()(args[0])
+        return super().__new__(cls)
+
     def __enter__(self):
         self._prev = (STATE.grad_enabled, STATE.inference)
         STATE.grad_enabled = self._value

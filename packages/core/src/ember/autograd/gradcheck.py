@@ -19,17 +19,20 @@ def _outputs(fn, inputs):
 
 def _numerical(fn, inputs, i, eps):
     x = inputs[i]
-    flat = x._data.reshape(-1)  # a view: perturb in place
+    arr = x._data  # perturbed in place, element by element (any memory layout)
     cols = []
-    for k in range(flat.size):
-        orig = flat[k].copy()
-        flat[k] = orig + eps
+    for k in range(arr.size):
+        at = np.unravel_index(k, arr.shape)
+        orig = arr[at].copy()
+        arr[at] = orig + eps
         plus = [o._data.astype(np.float64).reshape(-1) for o in _outputs(fn, inputs)]
-        flat[k] = orig - eps
+        arr[at] = orig - eps
         minus = [o._data.astype(np.float64).reshape(-1) for o in _outputs(fn, inputs)]
-        flat[k] = orig
+        arr[at] = orig
         cols.append(np.concatenate([(p - m) / (2 * eps) for p, m in zip(plus, minus)]))
-    return np.stack(cols, axis=1) if cols else np.zeros((0, 0))
+    if not cols:  # an empty input: no columns
+        return np.zeros((sum(o._data.size for o in _outputs(fn, inputs)), 0))
+    return np.stack(cols, axis=1)
 
 
 def _analytical(fn, inputs, i):
@@ -49,7 +52,7 @@ def _analytical(fn, inputs, i):
                 if g is None
                 else g._data.astype(np.float64).reshape(-1)
             )
-    return np.stack(rows, axis=0) if rows else np.zeros((0, 0))
+    return np.stack(rows, axis=0) if rows else np.zeros((0, inputs[i]._data.size))
 
 
 def gradcheck(

@@ -64,8 +64,8 @@ def to_dtype(d) -> dtype:
     """Accept an ember dtype, a NumPy dtype, a Python type or a name; return the ember dtype."""
     if isinstance(d, dtype):
         return d
-    if d is float:
-        return get_default_dtype()
+    if d is float:  # Python's float is a double, as in PyTorch
+        return float64
     if d is int:
         return int64
     if d is bool:

@@ -91,13 +91,20 @@ def dims(dim, ndim: int, op: str):
     if dim is None:
         return None
     if isinstance(dim, int):
-        return (_wrap_dim(dim, ndim, op),)
-    return tuple(_wrap_dim(d, ndim, op) for d in dim)
+        axes = (_wrap_dim(dim, ndim, op),)
+    elif len(dim) == 0:  # an empty dim list means every dim, as in PyTorch
+        return None
+    else:
+        axes = tuple(_wrap_dim(d, ndim, op) for d in dim)
+    return axes if ndim else ()  # a 0-dim tensor takes dim 0 or -1 and reduces nothing
 
 
 def check_same_device(op: str, a: Tensor, b: Tensor) -> None:
     """Raise PyTorch's RuntimeError when two tensors live on different devices."""
-    if type(a._data) is not type(b._data):
+    cpu = np.ndarray | np.generic
+    if isinstance(a._data, cpu) != isinstance(b._data, cpu) or (
+        not isinstance(a._data, cpu) and a.device != b.device
+    ):
         raise RuntimeError(
             f"{op}: Expected all tensors to be on the same device, but found at least two "
             f"devices, {a.device} and {b.device}!"

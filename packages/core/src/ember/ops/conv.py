@@ -107,14 +107,15 @@ def _check(op, x, w, groups, transposed=False):
         )
 
 
-def _same_padding(w, dilation, op):
-    pads = []
+def _same_padding(w, dilation):
+    """'same' padding per spatial dim as (symmetric part, extra on the high side): an odd
+    total puts the extra element after the input, as PyTorch does."""
+    pads, extra = [], []
     for k, d in zip(w._data.shape[2:], dilation):
         total = d * (k - 1)
-        if total % 2:
-            raise NotImplementedError(f"{op}: padding='same' needs a symmetric total padding")
         pads.append(total // 2)
-    return tuple(pads)
+        extra.append(total % 2)
+    return tuple(pads), tuple(extra)
 
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
@@ -130,7 +131,11 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
         elif padding == "same":
             if stride != (1, 1):
                 raise ValueError("padding='same' is not supported for strided convolutions")
-            padding = _same_padding(weight, dilation, "conv2d")
+            padding, extra = _same_padding(weight, dilation)
+            if any(extra):
+                from .shape import pad
+
+                input = pad(input, (0, extra[1], 0, extra[0]))
         else:
             raise ValueError(
                 f"Invalid padding string {padding!r}, should be one of 'valid', 'same'"

@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 
+from .._tensor import TENSOR_TYPES as _TT
 from .._tensor import Tensor, _make
 from ..autograd.function import Primitive
 from ..backend import dtypes as _dt
@@ -88,7 +89,8 @@ class Div(Primitive):
         if ctx._rec:
             ctx.sa, ctx.sb = _shape(a), _shape(b)
             ctx.save_for_backward(a if ctx.needs(1) else None, b)
-        return a / b
+        with np.errstate(divide="ignore", invalid="ignore"):  # inf and nan, like PyTorch
+            return a / b
 
     @staticmethod
     def backward(ctx, g):
@@ -102,7 +104,8 @@ class Pow(Primitive):
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
-        return a**b
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            return a**b
 
     @staticmethod
     def backward(ctx, g):
@@ -160,7 +163,7 @@ class Minimum(_MaxMin):
 
 
 def _binary(prim, a, b, op: str):
-    ca, cb = a.__class__ is Tensor, b.__class__ is Tensor
+    ca, cb = a.__class__ in _TT, b.__class__ in _TT
     if ca and cb:
         if a._data.dtype != b._data.dtype:
             rt = result_dtype(a, b)
@@ -190,23 +193,30 @@ def _binary(prim, a, b, op: str):
         raise TypeError(f"{op}: expected at least one Tensor argument")
     try:
         return prim.apply(a, b)
+    except OverflowError:  # a Python int beyond a small int dtype wraps, as a C cast does
+        a, b = (_wrap_int(a, b), b) if b.__class__ in _TT else (a, _wrap_int(b, a))
+        return prim.apply(a, b)
     except ValueError as exc:
         sa, sb = getattr(a, "shape", ()), getattr(b, "shape", ())
         broadcast_shapes(op, tuple(sa), tuple(sb))
         raise RuntimeError(f"{op}: {exc}") from exc
 
 
+def _wrap_int(s, t):
+    return np.asarray(s).astype(t._data.dtype) if isinstance(s, int) else s
+
+
 def add(a, b, *, alpha=1):
     """``a + alpha * b`` with broadcasting and PyTorch's type promotion."""
     if alpha != 1:
-        b = mul(b, alpha)
+        b = mul(b, alpha) if isinstance(b, Tensor) else b * alpha
     return _binary(Add, a, b, "add")
 
 
 def sub(a, b, *, alpha=1):
     """``a - alpha * b``."""
     if alpha != 1:
-        b = mul(b, alpha)
+        b = mul(b, alpha) if isinstance(b, Tensor) else b * alpha
     return _binary(Sub, a, b, "sub")
 
 
@@ -219,8 +229,8 @@ def div(a, b, *, rounding_mode=None):
     """True division (integers give floats); ``rounding_mode`` 'trunc' or 'floor'."""
     if rounding_mode is not None:
         return _rounded_div(a, b, rounding_mode)
-    ta = a if a.__class__ is Tensor else None
-    tb = b if b.__class__ is Tensor else None
+    ta = a if a.__class__ in _TT else None
+    tb = b if b.__class__ in _TT else None
     rt = result_dtype(ta if ta is not None else a, tb if tb is not None else b)
     if not rt.is_floating_point:
         fd = _dt.get_default_dtype()
@@ -246,14 +256,14 @@ def _rounded_div(a, b, mode):
 
 def pow(a, b):
     """``a ** b`` elementwise."""
-    if a.__class__ is not Tensor:
+    if a.__class__ not in _TT:
         a = as_tensor_arg(a, b, "pow")
         if a._data.ndim == 0 and isinstance(b, Tensor):
             a = _make(a._data.astype(b._data.dtype)) if b.dtype.is_floating_point else a
-    if b.__class__ is Tensor and b._data.dtype != a._data.dtype:
+    if b.__class__ in _TT and b._data.dtype != a._data.dtype:
         rt = result_dtype(a, b)
         a, b = cast(a, rt), cast(b, rt)
-    if b.__class__ is not Tensor:
+    if b.__class__ not in _TT:
         b = scalar_value(b)
         if a._data.dtype.kind in "biu" and isinstance(b, float):
             a = cast(a, _dt.get_default_dtype())
@@ -262,7 +272,11 @@ def pow(a, b):
         b = _make(np.asarray(b, dtype=a._data.dtype))
         if not isinstance(a._data, np.ndarray):
             b = _make(array_module(a._data).asarray(b._data))
-    return Pow.apply(a, b)
+    try:
+        return Pow.apply(a, b)
+    except ValueError:
+        broadcast_shapes("pow", a._data.shape, b._data.shape)
+        raise
 
 
 def maximum(a, b):
@@ -280,7 +294,7 @@ def minimum(a, b):
 
 def _float_in(x: Tensor, op: str) -> Tensor:
     # integer inputs to float math become the default float type, as in PyTorch
-    if x.__class__ is not Tensor:
+    if x.__class__ not in _TT:
         raise TypeError(f"{op}(): argument 'input' must be Tensor, not {type(x).__name__}")
     return x if x._data.dtype.kind in "fV" else cast(x, _dt.get_default_dtype())
 
@@ -650,33 +664,59 @@ def where(condition, input=None, other=None):
         raise
 
 
+def _mk_bool(arr):
+    # ufuncs on 0-d arrays return NumPy scalars; tensors hold arrays
+    return _make(np.asarray(arr) if isinstance(arr, np.generic) else arr)
+
+
 def logical_and(a, b):
     """Elementwise logical and (bool result)."""
-    return _make(array_module(a._data).logical_and(a._data, _arr(b)))
+    return _mk_bool(array_module(a._data).logical_and(a._data, _arr(b)))
 
 
 def logical_or(a, b):
     """Elementwise logical or (bool result)."""
-    return _make(array_module(a._data).logical_or(a._data, _arr(b)))
+    return _mk_bool(array_module(a._data).logical_or(a._data, _arr(b)))
 
 
 def logical_xor(a, b):
     """Elementwise logical xor (bool result)."""
-    return _make(array_module(a._data).logical_xor(a._data, _arr(b)))
+    return _mk_bool(array_module(a._data).logical_xor(a._data, _arr(b)))
 
 
 def logical_not(a):
     """Elementwise logical not (bool result)."""
-    return _make(array_module(a._data).logical_not(a._data))
+    return _mk_bool(array_module(a._data).logical_not(a._data))
 
 
 def _arr(x):
     return x._data if isinstance(x, Tensor) else x
 
 
+def _bitwise(ufunc_name, op):
+    def fn(input, other):
+        if input._data.dtype.kind in "fV" or (
+            isinstance(other, Tensor) and other._data.dtype.kind in "fV"
+        ):
+            raise RuntimeError(f'"{op}_cpu" not implemented for floating-point tensors')
+        rt = result_dtype(input, other)
+        xp = array_module(input._data)
+        b = other._data if isinstance(other, Tensor) else scalar_value(other)
+        return _make(getattr(xp, ufunc_name)(input._data, b).astype(rt.np, copy=False))
+
+    fn.__name__ = op
+    fn.__doc__ = f"Elementwise ``{op}`` of integer or bool tensors (logical for bool)."
+    return fn
+
+
+bitwise_and = _bitwise("bitwise_and", "bitwise_and")
+bitwise_or = _bitwise("bitwise_or", "bitwise_or")
+bitwise_xor = _bitwise("bitwise_xor", "bitwise_xor")
+
+
 def isnan(input):
     """True where the element is NaN."""
-    return _make(input._data != input._data)
+    return _mk_bool(input._data != input._data)
 
 
 def isinf(input):
@@ -684,7 +724,7 @@ def isinf(input):
     d = input._data
     if d.dtype.kind in "biu":
         return _make(array_module(d).zeros(d.shape, bool))
-    return _make(array_module(d).isinf(d))
+    return _mk_bool(array_module(d).isinf(d))
 
 
 def isfinite(input):
@@ -692,13 +732,13 @@ def isfinite(input):
     d = input._data
     if d.dtype.kind in "biu":
         return _make(array_module(d).ones(d.shape, bool))
-    return _make(array_module(d).isfinite(d))
+    return _mk_bool(array_module(d).isfinite(d))
 
 
 def isclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
     """Elementwise ``|input - other| <= atol + rtol * |other|``."""
     xp = array_module(input._data)
-    return _make(xp.isclose(input._data, _arr(other), rtol=rtol, atol=atol, equal_nan=equal_nan))
+    return _mk_bool(xp.isclose(input._data, _arr(other), rtol=rtol, atol=atol, equal_nan=equal_nan))
 
 
 def allclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False) -> bool:
@@ -719,7 +759,7 @@ def _compare(ufunc_name, op):
             xb = np.asarray(b)
         xp = array_module(xa)
         try:
-            return _make(getattr(xp, ufunc_name)(xa, xb))
+            return _mk_bool(getattr(xp, ufunc_name)(xa, xb))
         except ValueError:
             broadcast_shapes(op, tuple(np.shape(xa)), tuple(np.shape(xb)))
             raise

@@ -8,7 +8,7 @@ import numpy as np
 from .._tensor import Tensor, _make, _wrap_dim
 from ..autograd.function import Primitive
 from ..backend.device import array_module
-from ._util import scalar_value, sum_to
+from ._util import broadcast_shapes, scalar_value, sum_to
 
 
 def _key(key):
@@ -23,7 +23,7 @@ def _key(key):
                 raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
             basic = False
         elif isinstance(k, list):
-            k = np.asarray(k)
+            k = np.asarray(k) if k else np.zeros(0, np.int64)
             if k.dtype.kind == "f":
                 raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
             basic = False
@@ -82,9 +82,31 @@ class IndexAdd(Primitive):
         return _getitem_op(ctx.basic).apply(gg, key=ctx.key, basic=ctx.basic)
 
 
+def _ints_first(key):
+    """PyTorch applies integer indices before advanced ones; NumPy counts them as advanced,
+    which moves the result's dims when a slice separates them. Split such a key in two."""
+    if not any(isinstance(x, int) and not isinstance(x, bool) for x in key):
+        return None
+    first, second = [], []
+    for x in key:
+        if isinstance(x, np.ndarray) or hasattr(x, "__cuda_array_interface__"):
+            first.extend([slice(None)] * (x.ndim if x.dtype == bool else 1))
+            second.append(x)
+        elif isinstance(x, int) and not isinstance(x, bool):
+            first.append(x)
+        else:  # slice, None, Ellipsis
+            first.append(x)
+            second.append(Ellipsis if x is Ellipsis else slice(None))
+    return tuple(first), tuple(second)
+
+
 def getitem(input, key):
     """``input[key]``: ints, slices, None, Ellipsis, int/bool tensors, lists."""
     k, basic = _key(key)
+    if not basic:
+        split = _ints_first(k)
+        if split is not None:
+            return getitem(getitem(input, split[0]), split[1])
     try:
         return _getitem_op(basic).apply(input, key=k, basic=basic)
     except IndexError as exc:
@@ -126,7 +148,15 @@ def setitem(input, key, value):
         value = scalar_value(value)
     track = check_inplace(input, value, "setitem")
     if not track:
-        input._data[k] = value._data if isinstance(value, Tensor) else value
+        try:
+            input._data[k] = value._data if isinstance(value, Tensor) else value
+        except ValueError as exc:
+            if not input._data.flags.writeable:  # an expanded (broadcast) view
+                raise RuntimeError(
+                    "unsupported operation: more than one element of the written-to tensor "
+                    "refers to a single memory location. Please clone() the tensor first."
+                ) from None
+            raise RuntimeError(f"setitem: {exc}") from None
         input._bump()
         return
     v = value if isinstance(value, Tensor) else _make(np.asarray(value, input._data.dtype))
@@ -138,7 +168,10 @@ def index_select(input, dim, index):
     d = _wrap_dim(dim, input._data.ndim, "index_select")
     if index._data.ndim > 1:
         raise IndexError("index_select(): Index is supposed to be a vector")
-    return getitem(input, (slice(None),) * d + (index.reshape(-1),))
+    try:
+        return getitem(input, (slice(None),) * d + (index.reshape(-1),))
+    except IndexError as exc:
+        raise RuntimeError(f"index_select(): index out of range in self: {exc}") from None
 
 
 def _full_index(index_arr, dim):
@@ -157,7 +190,7 @@ class Gather(Primitive):
     @staticmethod
     def backward(ctx, g):
         z = _make(array_module(g._data).zeros(ctx.shape, g._data.dtype))
-        return ScatterAdd.apply(z, g, index=ctx.index, dim=ctx.dim), None
+        return ScatterAdd.apply(z, g, index=ctx.index, dim=ctx.dim)
 
 
 def _check_index(op, input, dim, index):
@@ -182,7 +215,10 @@ def _check_index(op, input, dim, index):
 def gather(input, dim, index):
     """``out[i][j] = input[index[i][j]][j]`` (for dim=0), as ``torch.gather``."""
     d = _check_index("gather", input, dim, index)
-    return Gather.apply(input, index._data, dim=d)
+    try:
+        return Gather.apply(input, index=index._data, dim=d)
+    except IndexError as exc:
+        raise RuntimeError(f"gather(): {exc}") from None
 
 
 class ScatterAdd(Primitive):
@@ -197,7 +233,7 @@ class ScatterAdd(Primitive):
 
     @staticmethod
     def backward(ctx, g):
-        gs = Gather.apply(g, ctx.index, dim=ctx.dim) if ctx._next[1] is not None else None
+        gs = Gather.apply(g, index=ctx.index, dim=ctx.dim) if ctx._next[1] is not None else None
         return g, gs
 
 
@@ -214,8 +250,8 @@ class Scatter(Primitive):
     @staticmethod
     def backward(ctx, g):
         zero = _make(array_module(g._data).zeros((), g._data.dtype))
-        ga = Scatter.apply(g, zero, ctx.index, dim=ctx.dim)
-        gs = Gather.apply(g, ctx.index, dim=ctx.dim) if ctx._next[1] is not None else None
+        ga = Scatter.apply(g, zero, index=ctx.index, dim=ctx.dim)
+        gs = Gather.apply(g, index=ctx.index, dim=ctx.dim) if ctx._next[1] is not None else None
         return ga, gs
 
 
@@ -228,13 +264,19 @@ def scatter(input, dim, index, src=None, *, value=None, reduce=None):
         src = value
     if not isinstance(src, Tensor):
         src = _make(array_module(input._data).asarray(scalar_value(src), input._data.dtype))
-    return Scatter.apply(input, src.to(input.dtype), index._data, dim=d)
+    try:
+        return Scatter.apply(input, src.to(input.dtype), index=index._data, dim=d)
+    except IndexError as exc:
+        raise RuntimeError(f"scatter(): {exc}") from None
 
 
 def scatter_add(input, dim, index, src):
     """A copy of ``input`` with ``src`` added at ``index`` along ``dim`` (duplicates sum)."""
     d = _check_index("scatter_add", input, dim, index)
-    return ScatterAdd.apply(input, src.to(input.dtype), index._data, dim=d)
+    try:
+        return ScatterAdd.apply(input, src.to(input.dtype), index=index._data, dim=d)
+    except IndexError as exc:
+        raise RuntimeError(f"scatter_add(): {exc}") from None
 
 
 def take_along_dim(input, indices, dim=None):
@@ -268,7 +310,7 @@ def masked_fill(input, mask, value):
 
 def masked_select(input, mask):
     """The 1-D tensor of ``input``'s entries where ``mask`` is True (broadcast together)."""
-    shape = np.broadcast_shapes(input._data.shape, mask._data.shape)
+    shape = broadcast_shapes("masked_select", input._data.shape, mask._data.shape)
     x = input.expand(*shape) if input._data.shape != shape else input
     m = mask._data if mask._data.shape == shape else np.broadcast_to(mask._data, shape)
     return getitem(x, _make(m))
@@ -317,6 +359,11 @@ def topk(input, k, dim=-1, largest=True, sorted=True):
 def nonzero(input, *, as_tuple=False):
     """Indices of nonzero entries: an (n, ndim) int64 tensor, or a tuple of 1-D tensors."""
     xp = array_module(input._data)
+    if input._data.ndim == 0:  # one row per nonzero element, with no columns
+        n = int(bool(input._data))
+        if as_tuple:
+            return (_make(xp.zeros(n, np.int64)),)
+        return _make(xp.zeros((n, 0), np.int64))
     idx = xp.nonzero(input._data)
     if as_tuple:
         return tuple(_make(i.astype(np.int64)) for i in idx)

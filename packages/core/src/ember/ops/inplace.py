@@ -3,7 +3,7 @@ counter and, when gradients flow, point its ``grad_fn`` at the new node (PyTorch
 
 from __future__ import annotations
 
-from .._tensor import Tensor
+from .._tensor import Tensor, _make
 from ..autograd.grad_mode import STATE
 
 
@@ -41,6 +41,11 @@ def commit(t: Tensor, out: Tensor) -> Tensor:
             f"output with shape {list(d.shape)} doesn't match the broadcast shape "
             f"{list(out._data.shape)}"
         )
+    if not d.flags.writeable:
+        raise RuntimeError(
+            "unsupported operation: more than one element of the written-to tensor refers to a "
+            "single memory location. Please clone() the tensor before performing the operation."
+        )
     if out._data is not d:
         d[...] = out._data
     t._vbox[0] += 1
@@ -54,8 +59,11 @@ def apply_inplace(t: Tensor, fn, other, *args, op: str = "op", **kwargs) -> Tens
     """Run ``fn(t, other, *args)`` out of place and commit the result into ``t``."""
     record = check_inplace(t, other, op)
     if record:
+        # backward may need the value from before the write (mul_, log_, clamp_ ...): compute
+        # from a copy, as PyTorch saves the original self of an in-place op
+        src = _original(t)
         return commit(
-            t, fn(t, other, *args, **kwargs) if other is not None else fn(t, *args, **kwargs)
+            t, fn(src, other, *args, **kwargs) if other is not None else fn(src, *args, **kwargs)
         )
     prev = STATE.grad_enabled
     STATE.grad_enabled = False
@@ -64,3 +72,12 @@ def apply_inplace(t: Tensor, fn, other, *args, op: str = "op", **kwargs) -> Tens
     finally:
         STATE.grad_enabled = prev
     return commit(t, out)
+
+
+def _original(t: Tensor) -> Tensor:
+    """A copy of ``t``'s current value that stays in ``t``'s graph."""
+    if t._rg:
+        from .shape import clone
+
+        return clone(t)
+    return _make(t._data.copy())

@@ -24,7 +24,8 @@ class Matmul(Primitive):
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
-        return array_module(a).matmul(a, b)
+        out = array_module(a).matmul(a, b)
+        return out if out.dtype == a.dtype else out.astype(a.dtype)  # bfloat16 gives float32
 
     @staticmethod
     def backward(ctx, g):
@@ -32,11 +33,14 @@ class Matmul(Primitive):
         na, nb = a._data.ndim, b._data.ndim
         a2 = a.unsqueeze(0) if na == 1 else a
         b2 = b.unsqueeze(-1) if nb == 1 else b
-        g2 = g
-        if na == 1:
-            g2 = g2.unsqueeze(-2)
-        if nb == 1:
-            g2 = g2.unsqueeze(-1)
+        if na == 1 and nb == 1:  # a dot product: g is 0-d
+            g2 = g.reshape(1, 1)
+        elif na == 1:
+            g2 = g.unsqueeze(-2)
+        elif nb == 1:
+            g2 = g.unsqueeze(-1)
+        else:
+            g2 = g
         ga = gb = None
         if ctx._next[0] is not None:
             ga = sum_to(matmul(g2, b2.mT), a2._data.shape)
@@ -118,6 +122,8 @@ class Linear(Primitive):
     def forward(ctx, x, w, b):
         ctx.save_for_backward(x, w)
         out = x @ w.T
+        if out.dtype != x.dtype:  # bfloat16 matmul gives float32
+            out = out.astype(x.dtype)
         if b is not None:
             out += b
         return out
@@ -221,7 +227,11 @@ class Einsum(Primitive):
     def forward(ctx, *arrays, ins, out):
         ctx.ins, ctx.out = ins, out
         ctx.save_for_backward(*arrays)
-        return array_module(arrays[0]).einsum(",".join(ins) + "->" + out, *arrays, optimize=True)
+        dtype = arrays[0].dtype
+        if dtype.kind == "V":  # NumPy's einsum has no bfloat16 loops
+            arrays = [a.astype("float32") for a in arrays]
+        res = array_module(arrays[0]).einsum(",".join(ins) + "->" + out, *arrays, optimize=True)
+        return res if res.dtype == dtype else res.astype(dtype)
 
     @staticmethod
     def backward(ctx, g):
@@ -231,21 +241,41 @@ class Einsum(Primitive):
             if ctx._next[i] is None:
                 grads.append(None)
                 continue
-            if len(set(sub)) != len(sub):
-                raise NotImplementedError("einsum backward: repeated subscripts in one operand")
+            sizes = dict(zip(sub, ops[i]._data.shape))
+            uniq = "".join(dict.fromkeys(sub))  # a repeated subscript is a diagonal
             others = [(s, t) for j, (s, t) in enumerate(zip(ctx.ins, ops)) if j != i]
             have = set(ctx.out).union(*[set(s) for s, _ in others])
-            keep = "".join(c for c in sub if c in have)
-            eq = ",".join([ctx.out] + [s for s, _ in others]) + "->" + keep
+            keep = "".join(c for c in uniq if c in have)
             gi = Einsum.apply(
-                g, *[t for _, t in others], ins=eq.split("->")[0].split(","), out=keep
+                g, *[t for _, t in others], ins=[ctx.out] + [s for s, _ in others], out=keep
             )
-            if keep != sub:  # dims only this operand had were summed: broadcast back
-                shape = ops[i]._data.shape
-                view = [shape[k] if c in keep else 1 for k, c in enumerate(sub)]
-                gi = gi.reshape(view).expand(*shape)
+            if keep != uniq:  # dims only this operand had were summed: broadcast back
+                view = [sizes[c] if c in keep else 1 for c in uniq]
+                gi = gi.reshape(view).expand(*[sizes[c] for c in uniq])
+            if uniq != sub:
+                gi = _embed_diagonal(gi, uniq, sub, sizes)
             grads.append(gi)
         return tuple(grads)
+
+
+def _embed_diagonal(g, uniq, sub, sizes):
+    """Zeros of the operand's shape with ``g`` (indexed by ``uniq``) on the diagonals that a
+    repeated subscript in ``sub`` names: an einsum with identity matrices."""
+    from .._tensor import _make
+
+    xp = array_module(g._data)
+    fresh = (c for c in string.ascii_letters if c not in set(sub))
+    target, deltas, seen = [], [], set()
+    for c in sub:
+        if c in seen:
+            f = next(fresh)
+            target.append(f)
+            deltas.append(c + f)
+        else:
+            seen.add(c)
+            target.append(c)
+    eyes = [_make(xp.eye(sizes[d[0]], dtype=g._data.dtype)) for d in deltas]
+    return Einsum.apply(g, *eyes, ins=[uniq] + deltas, out="".join(target))
 
 
 def einsum(equation, *operands):
@@ -257,5 +287,9 @@ def einsum(equation, *operands):
     if len({t._data.dtype for t in operands}) > 1:
         rt = result_dtype(*operands)
         operands = tuple(t.to(rt) for t in operands)
+    shapes = [list(t._data.shape) for t in operands]
     ins, out = _parse(equation, [t._data.shape for t in operands])
-    return Einsum.apply(*operands, ins=ins, out=out)
+    try:
+        return Einsum.apply(*operands, ins=ins, out=out)
+    except ValueError as exc:  # NumPy's size mismatch between operands
+        raise RuntimeError(f"einsum(): {exc} (operand shapes {shapes})") from None

@@ -40,8 +40,6 @@ class Sum(Primitive):
 def sum(input, dim=None, keepdim=False, *, dtype=None):
     """Sum over ``dim`` (all elements when None); integers and bools sum to int64."""
     axes = dims(dim, input._data.ndim, "sum")
-    if axes == ():
-        axes = None if dim is None or dim == () else axes
     npd = None
     if dtype is not None:
         npd = _dt.to_dtype(dtype).np
@@ -178,6 +176,8 @@ def _max_min(input, dim, keepdim, other, is_max):
     if dim is None:
         return amax(input) if is_max else amin(input)
     ax = _wrap_dim(dim, input._data.ndim, "max" if is_max else "min")
+    if input._data.ndim == 0:
+        return _ValuesIndices((input * 1, _make(array_module(input._data).zeros((), np.int64))))
     idx = (argmax if is_max else argmin)(input, ax, keepdim=True)
     from .index import gather
 
@@ -203,6 +203,8 @@ def argmax(input, dim=None, keepdim=False):
     if dim is None:
         return _make(xp.asarray(xp.argmax(input._data), dtype=np.int64))
     ax = _wrap_dim(dim, input._data.ndim, "argmax")
+    if input._data.ndim == 0:
+        return _make(xp.zeros((), np.int64))
     return _make(xp.argmax(input._data, axis=ax, keepdims=keepdim).astype(np.int64))
 
 
@@ -212,19 +214,23 @@ def argmin(input, dim=None, keepdim=False):
     if dim is None:
         return _make(xp.asarray(xp.argmin(input._data), dtype=np.int64))
     ax = _wrap_dim(dim, input._data.ndim, "argmin")
+    if input._data.ndim == 0:
+        return _make(xp.zeros((), np.int64))
     return _make(xp.argmin(input._data, axis=ax, keepdims=keepdim).astype(np.int64))
 
 
 def all(input, dim=None, keepdim=False):
     """True where every element is nonzero."""
     axes = dims(dim, input._data.ndim, "all")
-    return _make(array_module(input._data).all(input._data, axis=axes, keepdims=keepdim))
+    xp = array_module(input._data)
+    return _make(xp.asarray(xp.all(input._data, axis=axes, keepdims=keepdim)))
 
 
 def any(input, dim=None, keepdim=False):
     """True where some element is nonzero."""
     axes = dims(dim, input._data.ndim, "any")
-    return _make(array_module(input._data).any(input._data, axis=axes, keepdims=keepdim))
+    xp = array_module(input._data)
+    return _make(xp.asarray(xp.any(input._data, axis=axes, keepdims=keepdim)))
 
 
 def count_nonzero(input, dim=None):
@@ -250,6 +256,8 @@ class Cumsum(Primitive):
 def cumsum(input, dim, *, dtype=None):
     """Running sum along ``dim``."""
     ax = _wrap_dim(dim, input._data.ndim, "cumsum")
+    if input._data.ndim == 0:
+        return cumsum(input.reshape(1), 0, dtype=dtype).reshape(())
     npd = (
         _dt.to_dtype(dtype).np
         if dtype is not None
@@ -268,18 +276,42 @@ class Cumprod(Primitive):
 
     @staticmethod
     def backward(ctx, g):
-        # d out_j / d a_i = out_j / a_i for j >= i (inputs assumed nonzero)
-        from .shape import flip
-
+        # d out_j / d a_i = prod_{k <= j, k != i} a_k for j >= i, which is out_j / a_i when
+        # no input is zero; with zeros, build the products without dividing (O(n^2) memory).
         a, out = ctx.saved_tensors
-        ax = (ctx.axis,)
-        rev = flip(cumsum(flip(g * out, ax), ctx.axis), ax)
-        return rev / a
+        if not bool((a._data == 0).any()):
+            return _rev_cumsum(g * out, ctx.axis) / a
+        return _cumprod_grad_with_zeros(a, g, ctx.axis)
+
+
+def _cumprod_grad_with_zeros(a, g, axis):
+    from .elementwise import where
+    from .shape import cat, triu
+
+    x, gm = a.movedim(axis, -1), g.movedim(axis, -1)  # (..., n)
+    n = x._data.shape[-1]
+    xp = array_module(x._data)
+    one = _make(xp.ones(x._data.shape[:-1] + (1,), x._data.dtype))
+    left = cumprod(cat([one, x[..., :-1]], -1), -1)  # prod_{k < i} a_k
+    square = _make(xp.ones((n, n), bool))
+    after = triu(square, 1)  # [i, j]: j > i
+    right = cumprod(where(after, x.unsqueeze(-2), 1.0), -1)  # [i, j]: prod_{i < k <= j} a_k
+    terms = where(triu(square), right, 0.0) * gm.unsqueeze(-2)  # j >= i
+    return (left * terms.sum(-1)).movedim(-1, axis)
+
+
+def _rev_cumsum(x, axis):
+    """``out_i = sum_{j >= i} x_j`` along ``axis``."""
+    from .shape import flip
+
+    return flip(cumsum(flip(x, (axis,)), axis), (axis,))
 
 
 def cumprod(input, dim, *, dtype=None):
     """Running product along ``dim`` (gradient assumes nonzero inputs)."""
     ax = _wrap_dim(dim, input._data.ndim, "cumprod")
+    if input._data.ndim == 0:
+        return cumprod(input.reshape(1), 0, dtype=dtype).reshape(())
     if dtype is not None:
         input = input.to(dtype)
     return Cumprod.apply(input, axis=ax)
@@ -287,39 +319,35 @@ def cumprod(input, dim, *, dtype=None):
 
 def prod(input, dim=None, keepdim=False, *, dtype=None):
     """Product over ``dim`` (all elements when None); exact gradient even with zeros."""
-    from .shape import flip, pad_last, reshape
+    from .shape import reshape
 
     if dtype is not None:
         input = input.to(dtype)
     if not input.dtype.is_floating_point:
         xp = array_module(input._data)
         return _make(
-            xp.prod(
-                input._data,
-                axis=dims(dim, input._data.ndim, "prod"),
-                keepdims=keepdim,
-                dtype=np.int64 if input._data.dtype.kind in "biu" else None,
+            xp.asarray(
+                xp.prod(
+                    input._data,
+                    axis=dims(dim, input._data.ndim, "prod"),
+                    keepdims=keepdim,
+                    dtype=np.int64 if input._data.dtype.kind in "biu" else None,
+                )
             )
         )
     if dim is None:
-        flat = reshape(input, (-1,))
-        return prod(flat, 0)
+        return prod(reshape(input, (-1,)), 0)
     ax = _wrap_dim(dim, input._data.ndim, "prod")
+    xp = array_module(input._data)
     if not input._rg:
-        xp = array_module(input._data)
-        return _make(xp.prod(input._data, axis=ax, keepdims=keepdim))
-    # product of all = (exclusive prefix) * x_i * (exclusive suffix) at any i; use the last one
+        return _make(xp.asarray(xp.prod(input._data, axis=ax, keepdims=keepdim)))
+    # the last running product is the product; cumprod's backward is exact with zeros
     moved = input.movedim(ax, -1)
-    pre = cumprod(pad_last(moved, 1, 0, 1.0), -1)[..., :-1]  # exclusive prefix products
-    suf = flip(cumprod(pad_last(flip(moved, (-1,)), 1, 0, 1.0), -1)[..., :-1], (-1,))
-    full = (
-        (pre * suf * moved)[..., :1].squeeze(-1)
-        if moved.shape[-1]
-        else _make(array_module(input._data).ones(moved.shape[:-1], input._data.dtype))
-    )
-    if keepdim:
-        full = full.unsqueeze(ax)
-    return full
+    if moved._data.shape[-1]:
+        full = cumprod(moved, -1)[..., -1]
+    else:
+        full = _make(xp.ones(moved._data.shape[:-1], input._data.dtype))
+    return full.unsqueeze(ax) if keepdim else full
 
 
 def logsumexp(input, dim, keepdim=False):
@@ -336,11 +364,12 @@ def logsumexp(input, dim, keepdim=False):
 
 
 def norm(input, p="fro", dim=None, keepdim=False, dtype=None):
-    """Vector p-norm over ``dim`` (2-norm / Frobenius by default; ``inf``; any p > 0)."""
+    """Vector p-norm over ``dim`` (2-norm / Frobenius by default; ``inf``; any p > 0).
+    The gradient at a zero norm is zero, as in PyTorch."""
     if dtype is not None:
         input = input.to(dtype)
     if p in ("fro", 2, 2.0, None):
-        return (input * input).sum(dim, keepdim).sqrt()
+        return _root((input * input).sum(dim, keepdim), 2)
     if p in (float("inf"), "inf"):
         return amax(input.abs(), () if dim is None else dim, keepdim)
     if p in (float("-inf"),):
@@ -349,4 +378,16 @@ def norm(input, p="fro", dim=None, keepdim=False, dtype=None):
         return input.abs().sum(dim, keepdim)
     if p == 0:
         return (input != 0).to(input.dtype).sum(dim, keepdim)
-    return (input.abs() ** p).sum(dim, keepdim) ** (1.0 / p)
+    return _root((input.abs() ** p).sum(dim, keepdim), p)
+
+
+def _root(s, p):
+    """``s ** (1/p)`` with a zero (not NaN) gradient where ``s == 0``."""
+    from .elementwise import where
+
+    if not s._rg:
+        return s.sqrt() if p == 2 else s ** (1.0 / p)
+    pos = s > 0
+    safe = where(pos, s, 1.0)
+    r = safe.sqrt() if p == 2 else safe ** (1.0 / p)
+    return where(pos, r, 0.0)

@@ -57,6 +57,8 @@ def reshape(input, *shape):
 
 
 def _alias(t):
+    if t._rg:  # still a graph node, so gradients keep flowing
+        return Reshape.apply(t, shape=t._data.shape)
     out = _make(t._data)
     out._vbox, out._base = t._vbox, t._base if t._base is not None else t
     return out
@@ -252,7 +254,7 @@ def cat(tensors, dim=0):
     """Join tensors along an existing dimension."""
     tensors = list(tensors)
     if not tensors:
-        raise RuntimeError("cat(): expected a non-empty list of Tensors")
+        raise ValueError("cat(): expected a non-empty list of Tensors")
     tensors = [t for t in tensors if not (t._data.ndim == 1 and t._data.size == 0)] or tensors[:1]
     ref = tensors[0]
     n = ref._data.ndim
@@ -314,7 +316,7 @@ def narrow(input, dim, start, length):
     if start < 0:
         start += size
     if not (0 <= start and start + length <= size):
-        raise IndexError(
+        raise RuntimeError(
             f"narrow: start ({start}) + length ({length}) exceeds dimension size ({size})."
         )
     idx = (slice(None),) * d + (slice(start, start + length),)
@@ -413,7 +415,8 @@ def repeat(input, *sizes):
     shape = (1,) * (len(reps) - len(shape)) + shape
     x = reshape(input, sum(((1, s) for s in shape), ()))
     x = expand(x, sum(((r, s) for r, s in zip(reps, shape)), ()))
-    return reshape(x, tuple(r * s for r, s in zip(reps, shape)))
+    out = reshape(x, tuple(r * s for r, s in zip(reps, shape)))
+    return clone(out) if all(r == 1 for r in reps) else out  # always a copy, as in PyTorch
 
 
 def tile(input, dims):

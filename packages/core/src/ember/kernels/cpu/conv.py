@@ -52,7 +52,8 @@ def conv2d(x, w, stride, padding, dilation, groups):
     wm = w.reshape(groups, o // groups, cg * kh * kw)
     y = np.matmul(cols, wm.transpose(0, 2, 1))  # (G, N*oh*ow, O/G)
     y = y.reshape(groups, n, oh, ow, o // groups).transpose(1, 0, 4, 2, 3)
-    return np.ascontiguousarray(y).reshape(n, o, oh, ow), cols
+    # NumPy's bfloat16 matmul returns float32; ascontiguousarray copies anyway
+    return np.ascontiguousarray(y, dtype=x.dtype).reshape(n, o, oh, ow), cols
 
 
 def conv2d_input_grad(g, w, x_shape, stride, padding, dilation, groups):
@@ -85,4 +86,4 @@ def conv2d_weight_grad(x, g, w_shape, stride, padding, dilation, groups, cols=No
     oh, ow = g.shape[2:]
     og = o // groups
     g2 = g.reshape(n, groups, og, oh, ow).transpose(1, 2, 0, 3, 4).reshape(groups, og, n * oh * ow)
-    return np.matmul(g2, cols).reshape(o, cg, kh, kw)
+    return np.matmul(g2, cols).astype(g.dtype, copy=False).reshape(o, cg, kh, kw)

@@ -1,0 +1,162 @@
+"""Normalization for ``nn.functional``: batch, group, instance, layer and RMS norm. Each
+normalizes with ember's fused ``Normalize`` primitive, then applies one scale and shift."""
+
+from __future__ import annotations
+
+from .._tensor import _make
+from ..autograd.grad_mode import no_grad
+from ..backend import dtypes as _dt
+from ..ops import elementwise as E
+from ..ops.norm import Normalize, layer_norm, normalize_stats
+
+__all__ = ["batch_norm", "group_norm", "instance_norm", "layer_norm", "rms_norm"]
+
+_EPS = {
+    _dt.float16: 0.0009765625,
+    _dt.bfloat16: 0.0078125,
+    _dt.float32: 1.1920928955078125e-07,
+    _dt.float64: 2.220446049250313e-16,
+}
+
+
+def _channel_shape(input) -> tuple:
+    # (1, C, 1, ...) so per-channel vectors broadcast against (N, C, *spatial)
+    return (1, input.shape[1]) + (1,) * (input.ndim - 2)
+
+
+def _affine(out, weight, bias, shape):
+    if weight is not None:
+        out = out * weight.reshape(shape)
+    if bias is not None:
+        out = out + bias.reshape(shape)
+    return out
+
+
+def _check_channels(op, input, vecs):
+    if input.ndim < 2:
+        raise ValueError(f"{op}: expected at least 2-D input (N, C, ...), got {list(input.shape)}")
+    c = input.shape[1]
+    for name, v in vecs:
+        if v is not None and v.numel() != c:
+            raise RuntimeError(
+                f"{op}: {name} should contain {c} elements (input channels of input "
+                f"{list(input.shape)}), but got {list(v.shape)}"
+            )
+
+
+def _update_running(running, batch_stat, momentum) -> None:
+    with no_grad():
+        batch = _make(batch_stat.reshape(-1)).to(running.dtype)
+        new = running * (1.0 - momentum) + batch * momentum
+        running.copy_(new)
+
+
+def batch_norm(
+    input,
+    running_mean,
+    running_var,
+    weight=None,
+    bias=None,
+    training: bool = False,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+):
+    """Normalize each channel (dim 1) with batch statistics (``training``, also updating the
+    running ones in place with the unbiased variance) or with the running statistics."""
+    _check_channels(
+        "batch_norm",
+        input,
+        [("running_mean", running_mean), ("running_var", running_var)]
+        + [("weight", weight), ("bias", bias)],
+    )
+    shape = _channel_shape(input)
+    axes = (0,) + tuple(range(2, input.ndim))
+    if training:
+        n = input.numel() // input.shape[1]
+        if n <= 1:
+            raise ValueError(
+                "Expected more than 1 value per channel when training, got input size "
+                f"{list(input.shape)}"
+            )
+        out, mu, var = normalize_stats(input, axes, eps)
+        if running_mean is not None:
+            _update_running(running_mean, mu, momentum)
+        if running_var is not None:
+            _update_running(running_var, var * (n / (n - 1)), momentum)
+        return _affine(out, weight, bias, shape)
+    if running_mean is None or running_var is None:
+        raise RuntimeError("batch_norm: running_mean and running_var must be defined in eval mode")
+    # eval: fold the statistics into one scale and one shift (two passes over the input)
+    scale = E.rsqrt(running_var.to(input.dtype) + eps)
+    if weight is not None:
+        scale = scale * weight
+    shift = -running_mean.to(input.dtype) * scale
+    if bias is not None:
+        shift = shift + bias
+    return input * scale.reshape(shape) + shift.reshape(shape)
+
+
+def instance_norm(
+    input,
+    running_mean=None,
+    running_var=None,
+    weight=None,
+    bias=None,
+    use_input_stats: bool = True,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+):
+    """Normalize each (sample, channel) plane over its spatial dims."""
+    _check_channels("instance_norm", input, [("weight", weight), ("bias", bias)])
+    shape = _channel_shape(input)
+    if not use_input_stats:
+        return batch_norm(input, running_mean, running_var, weight, bias, False, momentum, eps)
+    axes = tuple(range(2, input.ndim))
+    out, mu, var = normalize_stats(input, axes, eps)
+    if running_mean is not None:
+        _update_running(running_mean, mu.mean(axis=0), momentum)
+    if running_var is not None:
+        n = 1
+        for a in axes:
+            n *= input.shape[a]
+        _update_running(running_var, (var * (n / max(n - 1, 1))).mean(axis=0), momentum)
+    return _affine(out, weight, bias, shape)
+
+
+def group_norm(input, num_groups: int, weight=None, bias=None, eps: float = 1e-5):
+    """Split the channels (dim 1) into ``num_groups`` groups and normalize each group of each
+    sample over its channels and spatial dims; then scale and shift per channel."""
+    if input.ndim < 2:
+        raise RuntimeError(
+            f"group_norm: Expected at least 2 dimensions for input tensor but received {input.ndim}"
+        )
+    n, c = input.shape[0], input.shape[1]
+    if c % num_groups:
+        raise RuntimeError(
+            "group_norm: Expected number of channels in input to be divisible by num_groups, "
+            f"but got input of shape {list(input.shape)} and num_groups={num_groups}"
+        )
+    _check_channels("group_norm", input, [("weight", weight), ("bias", bias)])
+    grouped = input.reshape(n, num_groups, -1)  # (N, G, C/G * spatial)
+    out = Normalize.apply(grouped, axes=(2,), eps=eps).reshape(input.shape)
+    return _affine(out, weight, bias, _channel_shape(input))
+
+
+def rms_norm(input, normalized_shape, weight=None, eps=None):
+    """``x / sqrt(mean(x**2) + eps) * weight`` over the last ``len(normalized_shape)`` dims;
+    ``eps=None`` uses the dtype's machine epsilon, as PyTorch."""
+    if isinstance(normalized_shape, int):
+        normalized_shape = (normalized_shape,)
+    normalized_shape = tuple(normalized_shape)
+    k = len(normalized_shape)
+    if tuple(input.shape[input.ndim - k :]) != normalized_shape:
+        raise RuntimeError(
+            f"rms_norm: Given normalized_shape={list(normalized_shape)}, expected input with "
+            f"shape [*, {', '.join(map(str, normalized_shape))}], but got input of size "
+            f"{list(input.shape)}"
+        )
+    if eps is None:
+        eps = _EPS.get(input.dtype, _EPS[_dt.float32])
+    dims = tuple(range(input.ndim - k, input.ndim))
+    out = input * E.rsqrt((input * input).mean(dims, keepdim=True) + eps)
+    return out * weight if weight is not None else out

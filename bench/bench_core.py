@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-
-import ember
 from _timing import compare, print_table
 from models import convnet, copy_weights, gpt, mlp
+
+import ember
 
 TARGETS = {"per-op overhead (40-op chain fwd+bwd)": 3.0, "MLP step 784-512-512-10 b128": 1.3,
            "conv net step 32x32 b32": 2.0, "GPT step 4L d256 T128 b8": 1.3}

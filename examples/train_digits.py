@@ -71,7 +71,7 @@ def main(argv=None) -> float:
     steps = args.epochs * -(-len(ytr) // args.batch_size)
     sched = ember.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=steps)
     rng = np.random.default_rng(args.seed)
-    bar = tqdm(total=steps, desc="training", unit="step")
+    bar = tqdm(total=steps, desc="training", unit="step", mininterval=1.0)
     for epoch in range(args.epochs):
         order = rng.permutation(len(ytr))
         for i in range(0, len(order), args.batch_size):
@@ -82,7 +82,7 @@ def main(argv=None) -> float:
             opt.step()
             sched.step()
             bar.update(1)
-            bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}")
+            bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}", refresh=False)
     bar.close()
     acc = accuracy(model, xte, yte)
     print(f"held-out accuracy: {acc:.4f} ({int(round(acc * len(yte)))}/{len(yte)} digits)")

@@ -208,6 +208,15 @@ CONVT = [
 
 CASES = CONV2D + CONV1D + CONVT
 
+_NO_GPU_KERNELS = pytest.mark.xfail(
+    raises=NotImplementedError,
+    strict=True,
+    reason="convolution on CUDA tensors arrives with the GPU backend (kernels/cuda)",
+)
+
+for _case in CASES:
+    _case.gpu_marks = (_NO_GPU_KERNELS,)
+
 test_forward, test_low_precision, test_gradcheck, test_gradgradcheck, test_cuda = op_tests(CASES)
 
 

@@ -190,6 +190,16 @@ ADAPTIVE = [
 
 CASES = MAX + AVG + ADAPTIVE
 
+_NO_GPU_KERNELS = pytest.mark.xfail(
+    raises=NotImplementedError,
+    strict=True,
+    reason="pooling on CUDA tensors arrives with the GPU backend (kernels/cuda)",
+)
+
+# adaptive pooling to non-divisible sizes is built from slicing and mean, which run on CUDA
+for _case in MAX + AVG + [c for c in ADAPTIVE if c.name == "adaptive_avg_pool2d_div"]:
+    _case.gpu_marks = (_NO_GPU_KERNELS,)
+
 test_forward, test_low_precision, test_gradcheck, test_gradgradcheck, test_cuda = op_tests(CASES)
 
 

@@ -185,7 +185,7 @@ from .ops import (
     vstack,
     where,
 )
-from .ops.elementwise import logical_and as bitwise_and  # noqa: F401
+from .ops.elementwise import bitwise_and, bitwise_or, bitwise_xor  # noqa: F401
 from .ops.reduce import _ValuesIndices  # noqa: F401
 
 float = float32  # noqa: A001 - PyTorch's aliases

@@ -299,7 +299,7 @@ def _check_nan(node, grads):
 def _own(g, shared):
     """A gradient safe to store in ``.grad``: not a view, not shared with another leaf."""
     d = g._data
-    if id(d) in shared or d.base is not None or not d.flags.writeable:
+    if id(d) in shared or d.base is not None or not getattr(d.flags, "writeable", True):
         g = _make(d.copy()) if g.grad_fn is None else g + 0
     shared.add(id(g._data))
     return g
@@ -339,7 +339,7 @@ def _deliver(t, g, create, shared, cap_leaf, captured, only):
             t.grad = _own(g, shared)
         else:
             cur = t.grad
-            if cur.grad_fn is None and cur._data.flags.writeable and not cur._rg:
+            if cur.grad_fn is None and getattr(cur._data.flags, "writeable", 1) and not cur._rg:
                 cur._data += g._data
                 cur._vbox[0] += 1
             else:

@@ -224,6 +224,11 @@ def _array_out(ctx, o):
 def _wrap_many(ctx, outs, record, args):
     outs = tuple(_array_out(ctx, o) if isinstance(o, np.generic) else o for o in outs)
     tensors = tuple(_make(o, record and o.dtype.kind in "fV") for o in outs)
+    if ctx.__class__.view:
+        a = args[0]
+        base = a._base if a._base is not None else a
+        for t in tensors:
+            t._vbox, t._base = a._vbox, base
     if record:
         ctx._next = tuple([_edge(a) if a.__class__ in _TT else None for a in args])
         ctx._nout = len(outs)

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from .. import ops
 from .._tensor import _make
 from ..backend.device import array_module
-from ..ops import elementwise as E
+from ..ops.norm import Softmax
 
 __all__ = ["scaled_dot_product_attention"]
 
@@ -42,7 +44,9 @@ def _repeat_heads(x, heads: int):
     return x.unsqueeze(-3).expand(*lead, hk, rep, s, e).reshape(*lead, heads, s, e)
 
 
-def _apply_mask(scores, attn_mask, is_causal):
+def _mask_bias(scores, attn_mask, is_causal):
+    """The mask as an additive bias array (0 or -inf for bool masks), plus the rows left with
+    no key at all (those get a zero bias and are zeroed after the softmax, as PyTorch does)."""
     xp = array_module(scores._data)
     if is_causal:
         if attn_mask is not None:
@@ -53,17 +57,18 @@ def _apply_mask(scores, attn_mask, is_causal):
         l, s = scores.shape[-2:]
         attn_mask = _make(xp.tril(xp.ones((l, s), dtype=bool)))
     if attn_mask is None:
-        return scores, None
-    if attn_mask.dtype.name == "bool":
-        scores = E.where(attn_mask, scores, float("-inf"))
+        return None, None
+    m = attn_mask._data
+    if m.dtype == bool:
+        bias = xp.zeros(m.shape, scores._data.dtype)
+        bias[~m] = -xp.inf
     else:
-        scores = scores + attn_mask.to(scores.dtype)
-    # rows with no key left: softmax them over zeros (finite), zero them afterwards
-    dead = xp.isneginf(scores._data).all(axis=-1, keepdims=True)
+        bias = m.astype(scores._data.dtype, copy=False)
+    dead = xp.isneginf(bias).all(axis=-1, keepdims=True)
     if not bool(dead.any()):
-        return scores, None
-    dead = _make(dead)
-    return E.where(dead, 0.0, scores), dead
+        return bias, None
+    bias = xp.where(dead, 0, bias).astype(bias.dtype)
+    return bias, _make(~dead)
 
 
 def scaled_dot_product_attention(
@@ -87,10 +92,19 @@ def scaled_dot_product_attention(
     if scale is None:
         scale = 1.0 / math.sqrt(query.shape[-1])
     scores = ops.matmul(query * scale, key.transpose(-2, -1))  # (..., L, S)
-    scores, dead = _apply_mask(scores, attn_mask, is_causal)
-    attn = ops.softmax(scores, -1)
-    if dead is not None:
-        attn = E.where(dead, 0.0, attn)
+    bias, alive = _mask_bias(scores, attn_mask, is_causal)
+    if bias is not None and bias.shape != scores.shape:
+        try:
+            if np.broadcast_shapes(bias.shape, scores.shape) != scores.shape:
+                raise ValueError
+        except ValueError:
+            raise RuntimeError(
+                f"scaled_dot_product_attention: attn_mask of shape {list(attn_mask.shape)} "
+                f"does not broadcast to the attention scores' shape {list(scores.shape)}"
+            ) from None
+    attn = Softmax.apply(scores, axis=scores.ndim - 1, bias=bias)
+    if alive is not None:
+        attn = attn * alive
     if dropout_p > 0.0:
         attn = ops.dropout(attn, dropout_p, True)
     return ops.matmul(attn, value)  # (..., L, Ev)

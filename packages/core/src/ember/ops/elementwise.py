@@ -650,13 +650,16 @@ def where(condition, input=None, other=None):
         raise RuntimeError(f"where: expected condition to be a bool tensor, got {cond.dtype}")
     ta = isinstance(input, Tensor)
     tb = isinstance(other, Tensor)
-    like = input if ta else other if tb else None
     rt = result_dtype(input, other)
     a = cast(input, rt) if ta else _make(np.asarray(input, dtype=rt.np))
     b = cast(other, rt) if tb else _make(np.asarray(other, dtype=rt.np))
-    if like is not None and not isinstance(like._data, np.ndarray):
-        xp = array_module(like._data)
-        a, b, cond = _make(xp.asarray(a._data)), _make(xp.asarray(b._data)), xp.asarray(cond)
+    gpu = [t._data for t in (condition, input, other) if isinstance(t, Tensor)]
+    gpu = [d for d in gpu if not isinstance(d, np.ndarray)]
+    if gpu:  # a 0-dim value or a mask made on the CPU joins the others on the GPU
+        xp = array_module(gpu[0])
+        a = _make(xp.asarray(a._data)) if isinstance(a._data, np.ndarray) else a
+        b = _make(xp.asarray(b._data)) if isinstance(b._data, np.ndarray) else b
+        cond = xp.asarray(cond)
     try:
         return Where.apply(_make(cond), a, b)
     except ValueError:

@@ -27,7 +27,7 @@ def _key(key):
             if k.dtype.kind == "f":
                 raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
             basic = False
-        elif isinstance(k, np.ndarray):
+        elif isinstance(k, np.ndarray) or hasattr(k, "__cuda_array_interface__"):
             basic = False
         elif isinstance(k, np.generic):
             k = k.item()
@@ -151,7 +151,7 @@ def setitem(input, key, value):
         try:
             input._data[k] = value._data if isinstance(value, Tensor) else value
         except ValueError as exc:
-            if not input._data.flags.writeable:  # an expanded (broadcast) view
+            if not getattr(input._data.flags, "writeable", True):  # an expanded view
                 raise RuntimeError(
                     "unsupported operation: more than one element of the written-to tensor "
                     "refers to a single memory location. Please clone() the tensor first."
@@ -176,7 +176,11 @@ def index_select(input, dim, index):
 
 def _full_index(index_arr, dim):
     xp = array_module(index_arr)
-    grids = list(xp.indices(index_arr.shape, sparse=True))
+    nd = index_arr.ndim
+    grids = [  # open grids, like np.indices(..., sparse=True), which CuPy lacks
+        xp.arange(n).reshape((1,) * i + (n,) + (1,) * (nd - i - 1))
+        for i, n in enumerate(index_arr.shape)
+    ]
     grids[dim] = index_arr
     return tuple(grids)
 
@@ -304,7 +308,8 @@ def masked_fill(input, mask, value):
     if mask._data.dtype != bool:
         raise RuntimeError(f"masked_fill: expected a bool mask, got {mask.dtype}")
     if not isinstance(value, Tensor):
-        value = _make(np.asarray(scalar_value(value), dtype=input._data.dtype))
+        xp = array_module(input._data)
+        value = _make(xp.asarray(scalar_value(value), dtype=input._data.dtype))
     return where(mask, value.to(input.dtype), input)
 
 

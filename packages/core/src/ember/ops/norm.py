@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._tensor import _wrap_dim
+from .._tensor import _make, _wrap_dim
 from ..autograd.function import Primitive
 from ..autograd.grad_mode import STATE
 from ..backend.device import array_module
@@ -14,9 +14,11 @@ from ..backend.device import array_module
 
 class Softmax(Primitive):
     @staticmethod
-    def forward(ctx, x, axis):
+    def forward(ctx, x, axis, bias=None):
         xp = array_module(x)
-        e = xp.exp(x - x.max(axis=axis, keepdims=True))
+        e = x + bias if bias is not None else x.copy()  # ``bias``: an additive mask, no grad
+        e -= e.max(axis=axis, keepdims=True)
+        xp.exp(e, out=e)
         e /= e.sum(axis=axis, keepdims=True)
         ctx.axis = axis
         ctx.save_for_backward(e)
@@ -25,8 +27,15 @@ class Softmax(Primitive):
     @staticmethod
     def backward(ctx, g):
         (y,) = ctx.saved_tensors
+        if not STATE.grad_enabled:  # first order: y * (g - sum(g * y)) in place
+            ya, ga = y._data, g._data
+            t = ga * ya
+            s = t.sum(axis=ctx.axis, keepdims=True)
+            array_module(ga).subtract(ga, s, out=t)
+            t *= ya
+            return _make(t), None
         gy = g * y
-        return gy - y * gy.sum(ctx.axis, keepdim=True)
+        return gy - y * gy.sum(ctx.axis, keepdim=True), None
 
 
 class LogSoftmax(Primitive):
@@ -42,6 +51,12 @@ class LogSoftmax(Primitive):
     @staticmethod
     def backward(ctx, g):
         (out,) = ctx.saved_tensors
+        if not STATE.grad_enabled:  # first order: g - exp(out) * sum(g), in place
+            xp = array_module(g._data)
+            t = xp.exp(out._data)
+            t *= g._data.sum(axis=ctx.axis, keepdims=True)
+            xp.subtract(g._data, t, out=t)
+            return _make(t)
         return g - out.exp() * g.sum(ctx.axis, keepdim=True)
 
 
@@ -112,6 +127,72 @@ def normalize_stats(input, axes, eps):
     return out, node.stats[0], node.stats[1]
 
 
+class LayerNorm(Primitive):
+    """``(x - mean) / sqrt(var + eps) * w + b`` over the last dims in one node."""
+
+    @staticmethod
+    def forward(ctx, x, w, b, axes, eps):
+        xp = array_module(x)
+        mu = x.mean(axis=axes, keepdims=True)
+        xc = x - mu
+        var = xp.square(xc).mean(axis=axes, keepdims=True)
+        var += eps
+        rstd = xp.sqrt(var, out=var)
+        xp.reciprocal(rstd, out=rstd)
+        xc *= rstd  # xhat
+        ctx.axes, ctx.eps = axes, eps
+        ctx.save_for_backward(x, w, b, xc, rstd.astype(x.dtype, copy=False))
+        if w is None and b is None:
+            return xc
+        out = xc * w if w is not None else xc.copy()
+        if b is not None:
+            out += b
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        x, w, b, xhat, rstd = ctx.saved_tensors
+        ax = ctx.axes
+        lead = tuple(range(g._data.ndim - len(ax)))
+        need_x, need_w = ctx._next[0] is not None, ctx._next[1] is not None
+        need_b = len(ctx._next) > 2 and ctx._next[2] is not None
+        if not STATE.grad_enabled:
+            return _layer_norm_grads(
+                g._data, w, xhat._data, rstd._data, ax, lead, (need_x, need_w, need_b)
+            )
+        # recording (create_graph): recompute the statistics from x with tensor ops
+        xc = x - x.mean(ax, keepdim=True)
+        rstd = ((xc * xc).mean(ax, keepdim=True) + ctx.eps).rsqrt()
+        xhat = xc * rstd
+        gxhat = g * w if w is not None else g
+        gx = (
+            rstd
+            * (gxhat - gxhat.mean(ax, keepdim=True) - xhat * (gxhat * xhat).mean(ax, keepdim=True))
+            if need_x
+            else None
+        )
+        gw = (g * xhat).sum(lead) if need_w else None
+        gb = g.sum(lead) if need_b else None
+        return gx, gw, gb
+
+
+def _layer_norm_grads(g, w, xhat, rstd, ax, lead, needs):
+    """First-order LayerNorm gradients on arrays, in place where possible."""
+    need_x, need_w, need_b = needs
+    gw = _make((g * xhat).sum(axis=lead)) if need_w else None
+    gb = _make(g.sum(axis=lead)) if need_b else None
+    gx = None
+    if need_x:
+        gxhat = g * w._data if w is not None else g.copy()
+        m1 = gxhat.mean(axis=ax, keepdims=True)
+        m2 = (gxhat * xhat).mean(axis=ax, keepdims=True)
+        gxhat -= m1
+        gxhat -= xhat * m2
+        gxhat *= rstd
+        gx = _make(gxhat)
+    return gx, gw, gb
+
+
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     """Normalize over the last ``len(normalized_shape)`` dims, then scale and shift."""
     if isinstance(normalized_shape, int):
@@ -124,13 +205,18 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
             f"shape [*, {', '.join(map(str, normalized_shape))}], but got input of size "
             f"{list(input.shape)}"
         )
+    for name, p in (("weight", weight), ("bias", bias)):
+        if p is not None and tuple(p._data.shape) != normalized_shape:
+            raise RuntimeError(
+                f"layer_norm: expected {name} of shape {list(normalized_shape)}, got "
+                f"{list(p.shape)}"
+            )
+    if weight is not None and weight._data.dtype != input._data.dtype:
+        weight = weight.to(input.dtype)
+    if bias is not None and bias._data.dtype != input._data.dtype:
+        bias = bias.to(input.dtype)
     axes = tuple(range(input._data.ndim - k, input._data.ndim))
-    out = Normalize.apply(input, axes=axes, eps=eps)
-    if weight is not None:
-        out = out * weight
-    if bias is not None:
-        out = out + bias
-    return out
+    return LayerNorm.apply(input, weight, bias, axes=axes, eps=eps)
 
 
 def _np_stats_dtype(x):

@@ -18,35 +18,42 @@ class MaxPool2d(Primitive):
     @staticmethod
     def forward(ctx, x, cfg):
         _cpu(x)
-        vals, idx = _k.max_pool(x, *cfg)
-        ctx.cfg, ctx.idx, ctx.x_shape = cfg, idx, x.shape
+        vals, xp = _k.max_pool(x, *cfg)
+        if ctx._rec:
+            ctx.cfg, ctx.x_shape, ctx.found = cfg, x.shape, (xp, vals)
         return vals
 
     @staticmethod
     def backward(ctx, g):
-        return MaxPoolScatter.apply(g, idx=ctx.idx, x_shape=ctx.x_shape, cfg=ctx.cfg)
+        return MaxPoolScatter.apply(g, found=ctx.found, x_shape=ctx.x_shape, cfg=ctx.cfg)
 
 
 class MaxPoolScatter(Primitive):
+    """Route each window's gradient to its (first) maximum."""
+
     @staticmethod
-    def forward(ctx, g, idx, x_shape, cfg):
-        ctx.idx, ctx.cfg = idx, cfg
-        return _k.scatter_windows(g, idx, x_shape, *cfg[:4])
+    def forward(ctx, g, found, x_shape, cfg):
+        ctx.found, ctx.cfg = found, cfg
+        return _k.scatter_first_max(g, *found, x_shape, *cfg[:4])
 
     @staticmethod
     def backward(ctx, gg):
-        return MaxPoolGather.apply(gg, idx=ctx.idx, cfg=ctx.cfg, x_shape=gg._data.shape)
+        # double backward needs the argmax positions; find them only now
+        (k, s, _, d, _), (xp, vals) = ctx.cfg, ctx.found
+        idx = _k.max_pool_indices(xp, vals, k, s, d)
+        return MaxPoolGather.apply(gg, idx=idx, cfg=ctx.cfg, found=ctx.found,
+                                   x_shape=gg._data.shape)
 
 
 class MaxPoolGather(Primitive):
     @staticmethod
-    def forward(ctx, gx, idx, cfg, x_shape):
-        ctx.idx, ctx.cfg, ctx.x_shape = idx, cfg, x_shape
+    def forward(ctx, gx, idx, cfg, found, x_shape):
+        ctx.found, ctx.cfg, ctx.x_shape = found, cfg, x_shape
         return _k.gather_windows(gx, idx, *cfg[:4])
 
     @staticmethod
     def backward(ctx, g):
-        return MaxPoolScatter.apply(g, idx=ctx.idx, x_shape=ctx.x_shape, cfg=ctx.cfg)
+        return MaxPoolScatter.apply(g, found=ctx.found, x_shape=ctx.x_shape, cfg=ctx.cfg)
 
 
 def max_pool2d(
@@ -79,8 +86,9 @@ def _flat_indices(node, x, cfg, out):
 
     from .._tensor import _make
 
-    _, idx = _k.max_pool(x._data, *cfg)
+    vals, xp = _k.max_pool(x._data, *cfg)
     (kh, kw), (sh, sw), (ph, pw), (dh, dw), _ = cfg
+    idx = _k.max_pool_indices(xp, vals, (kh, kw), (sh, sw), (dh, dw))
     oh, ow = idx.shape[2:]
     r = np.arange(oh)[:, None] * sh - ph + (idx // kw) * dh
     c = np.arange(ow)[None, :] * sw - pw + (idx % kw) * dw

@@ -19,28 +19,9 @@ from ..autograd.function import Primitive
 from ..autograd.grad_mode import STATE
 from ..backend.device import array_module
 from .elementwise import sigmoid, tanh
-from .shape import cat, stack
+from .shape import Pieces, cat
 
 # ---- pieces ------------------------------------------------------------------------------
-
-
-class Pieces(Primitive):
-    @staticmethod
-    def forward(ctx, x, axis, sizes, squeeze):
-        ctx.axis, ctx.squeeze = axis, squeeze
-        lead = (slice(None),) * axis
-        out, start = [], 0
-        for n in sizes:
-            key = lead + ((start,) if squeeze else (slice(start, start + n),))
-            out.append(x[key + (Ellipsis,)])  # Ellipsis keeps a 0-d piece an array
-            start += n
-        return tuple(out)
-
-    @staticmethod
-    def backward(ctx, *grads):
-        if ctx.squeeze:
-            return stack(grads, ctx.axis)
-        return cat(grads, ctx.axis)
 
 
 def split_pieces(input, sizes, dim):

@@ -308,6 +308,30 @@ def vstack(tensors):
     return cat([t if t._data.ndim > 1 else unsqueeze(t, 0) for t in tensors], 0)
 
 
+class Pieces(Primitive):
+    """Consecutive pieces of one dimension as views, recorded as one node (its backward is one
+    concatenation instead of one zero-filled full-size gradient per piece)."""
+
+    view = True
+
+    @staticmethod
+    def forward(ctx, x, axis, sizes, squeeze):
+        ctx.axis, ctx.squeeze = axis, squeeze
+        lead = (slice(None),) * axis
+        out, start = [], 0
+        for n in sizes:
+            key = lead + ((start,) if squeeze else (slice(start, start + n),))
+            out.append(x[key + (Ellipsis,)])  # Ellipsis keeps a 0-d piece an array
+            start += n
+        return tuple(out)
+
+    @staticmethod
+    def backward(ctx, *grads):
+        if ctx.squeeze:
+            return stack(grads, ctx.axis)
+        return cat(grads, ctx.axis)
+
+
 def narrow(input, dim, start, length):
     """A view of ``length`` entries of ``dim`` from ``start``."""
     d = _wrap_dim(dim, input._data.ndim, "narrow")
@@ -337,11 +361,7 @@ def split(input, split_size_or_sections, dim=0):
                 f"split_with_sizes expects split_sizes to sum exactly to {size} (input tensor's "
                 f"size at dimension {d}), but got split_sizes={sizes}"
             )
-    out, start = [], 0
-    for n in sizes:
-        out.append(narrow(input, d, start, n))
-        start += n
-    return tuple(out)
+    return Pieces.apply(input, axis=d, sizes=tuple(sizes), squeeze=False)
 
 
 def chunk(input, chunks, dim=0):
@@ -357,7 +377,7 @@ def chunk(input, chunks, dim=0):
 def unbind(input, dim=0):
     """A tuple of the slices along ``dim`` (each a view without that dimension)."""
     d = _wrap_dim(dim, input._data.ndim, "unbind")
-    return tuple(input[(slice(None),) * d + (i,)] for i in range(input._data.shape[d]))
+    return Pieces.apply(input, axis=d, sizes=(1,) * input._data.shape[d], squeeze=True)
 
 
 class Flip(Primitive):

@@ -1,7 +1,7 @@
 """2-D convolution on NumPy arrays by im2col and one batched GEMM per call.
 
 Shapes: x (N, C, H, W); w (O, C/groups, kh, kw); y (N, O, oh, ow). ``cols`` is the
-(groups, N*oh*ow, C/groups*kh*kw) matrix of input windows; the three functions below are the
+(groups, C/groups*kh*kw, N*oh*ow) matrix of input windows; the three functions below are the
 forward and the two gradients, and each is the adjoint of another, which is what lets the
 autograd ops differentiate them twice.
 """
@@ -34,14 +34,33 @@ def windows(xp, kh, kw, oh, ow, stride, dilation):
 
 
 def im2col(x, kh, kw, stride, padding, dilation, groups):
-    """The (groups, N*oh*ow, C/groups*kh*kw) window matrix and the output size."""
+    """The (groups, C/groups*kh*kw, N*oh*ow) window matrix and the output size.
+
+    Rows are (channel, ki, kj), columns (n, oi, oj): the input's contiguous width axis stays
+    innermost, so the copy reads long runs instead of kw-long ones.
+    """
     n, c, h, w = x.shape
     oh = out_size(h, kh, stride[0], padding[0], dilation[0])
     ow = out_size(w, kw, stride[1], padding[1], dilation[1])
-    win = windows(_pad(x, *padding), kh, kw, oh, ow, stride, dilation)
+    win = windows(_pad(x, *padding), kh, kw, oh, ow, stride, dilation)  # (N, C, oh, ow, kh, kw)
     cg = c // groups
-    win = win.reshape(n, groups, cg, oh, ow, kh, kw).transpose(1, 0, 3, 4, 2, 5, 6)
-    return win.reshape(groups, n * oh * ow, cg * kh * kw), (oh, ow)
+    win = win.reshape(n, groups, cg, oh, ow, kh, kw).transpose(1, 2, 5, 6, 0, 3, 4)
+    return win.reshape(groups, cg * kh * kw, n * oh * ow), (oh, ow)
+
+
+def _bmm(a, b):
+    """Stacked 2-D products, one BLAS call per group. NumPy's stacked matmul falls back to a
+    slow loop when an operand is a transposed view; the 2-D ``@`` hands BLAS the transpose."""
+    if a.shape[0] == 1:
+        return (a[0] @ b[0])[None]
+    return np.stack([x @ y for x, y in zip(a, b)])
+
+
+def _gy(g, groups):
+    """Output gradient (N, O, oh, ow) as the (groups, O/groups, N*oh*ow) matrix."""
+    n, o, oh, ow = g.shape
+    og = o // groups
+    return g.reshape(n, groups, og, oh * ow).transpose(1, 2, 0, 3).reshape(groups, og, -1)
 
 
 def conv2d(x, w, stride, padding, dilation, groups):
@@ -50,8 +69,8 @@ def conv2d(x, w, stride, padding, dilation, groups):
     n = x.shape[0]
     cols, (oh, ow) = im2col(x, kh, kw, stride, padding, dilation, groups)
     wm = w.reshape(groups, o // groups, cg * kh * kw)
-    y = np.matmul(cols, wm.transpose(0, 2, 1))  # (G, N*oh*ow, O/G)
-    y = y.reshape(groups, n, oh, ow, o // groups).transpose(1, 0, 4, 2, 3)
+    y = _bmm(wm, cols)  # (G, O/G, N*oh*ow)
+    y = y.reshape(groups, o // groups, n, oh, ow).transpose(2, 0, 1, 3, 4)
     # NumPy's bfloat16 matmul returns float32; ascontiguousarray copies anyway
     return np.ascontiguousarray(y, dtype=x.dtype).reshape(n, o, oh, ow), cols
 
@@ -61,19 +80,16 @@ def conv2d_input_grad(g, w, x_shape, stride, padding, dilation, groups):
     n, c, h, wd = x_shape
     o, cg, kh, kw = w.shape
     oh, ow = g.shape[2:]
-    og = o // groups
-    g2 = g.reshape(n, groups, og, oh, ow).transpose(1, 0, 3, 4, 2).reshape(groups, n * oh * ow, og)
-    dcols = np.matmul(g2, w.reshape(groups, og, cg * kh * kw))  # (G, N*oh*ow, cg*kh*kw)
-    dcols = dcols.reshape(groups, n, oh, ow, cg, kh, kw).transpose(1, 0, 4, 5, 6, 2, 3)
-    dcols = dcols.reshape(n, c, kh, kw, oh, ow)
+    wm = w.reshape(groups, o // groups, cg * kh * kw)
+    dcols = _bmm(wm.transpose(0, 2, 1), _gy(g, groups))  # (G, cg*kh*kw, N*oh*ow)
+    dcols = dcols.astype(g.dtype, copy=False).reshape(groups, cg, kh, kw, n, oh, ow)
     (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
     dx = np.zeros((n, c, h + 2 * ph, wd + 2 * pw), g.dtype)
     for i in range(kh):
         for j in range(kw):
             r, q = i * dh, j * dw
-            dx[:, :, r : r + sh * (oh - 1) + 1 : sh, q : q + sw * (ow - 1) + 1 : sw] += dcols[
-                :, :, i, j
-            ]
+            piece = dcols[:, :, i, j].transpose(2, 0, 1, 3, 4).reshape(n, c, oh, ow)
+            dx[:, :, r : r + sh * (oh - 1) + 1 : sh, q : q + sw * (ow - 1) + 1 : sw] += piece
     return dx[:, :, ph : ph + h, pw : pw + wd]
 
 
@@ -82,8 +98,5 @@ def conv2d_weight_grad(x, g, w_shape, stride, padding, dilation, groups, cols=No
     o, cg, kh, kw = w_shape
     if cols is None:
         cols, _ = im2col(x, kh, kw, stride, padding, dilation, groups)
-    n = g.shape[0]
-    oh, ow = g.shape[2:]
-    og = o // groups
-    g2 = g.reshape(n, groups, og, oh, ow).transpose(1, 2, 0, 3, 4).reshape(groups, og, n * oh * ow)
-    return np.matmul(g2, cols).astype(g.dtype, copy=False).reshape(o, cg, kh, kw)
+    gw = _bmm(_gy(g, groups), cols.transpose(0, 2, 1))  # (G, O/G, cg*kh*kw)
+    return gw.astype(g.dtype, copy=False).reshape(o, cg, kh, kw)

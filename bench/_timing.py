@@ -36,5 +36,7 @@ def print_table(rows, targets=None) -> None:
     for r in rows:
         tgt = targets.get(r["name"])
         mark = "" if tgt is None else f"<= {tgt}" + (" ok" if r["ratio"] <= tgt else " MISSED")
-        print(f"| {r['name']} | {r['ember_ms']:.3f} | {r['torch_ms']:.3f} | {r['ratio']:.2f} | "
-              f"{mark} |")
+        print(
+            f"| {r['name']} | {r['ember_ms']:.3f} | {r['torch_ms']:.3f} | {r['ratio']:.2f} | "
+            f"{mark} |"
+        )

@@ -10,8 +10,12 @@ from models import convnet, copy_weights, gpt, mlp
 
 import ember
 
-TARGETS = {"per-op overhead (40-op chain fwd+bwd)": 3.0, "MLP step 784-512-512-10 b128": 1.3,
-           "conv net step 32x32 b32": 2.0, "GPT step 4L d256 T128 b8": 1.3}
+TARGETS = {
+    "per-op overhead (40-op chain fwd+bwd)": 3.0,
+    "MLP step 784-512-512-10 b128": 1.3,
+    "conv net step 32x32 b32": 2.0,
+    "GPT step 4L d256 T128 b8": 1.3,
+}
 
 
 def _op_chain(lib, x):
@@ -28,8 +32,12 @@ def _op_chain(lib, x):
 def bench_ops():
     xe = ember.randn(16, requires_grad=True)
     xt = torch.randn(16, requires_grad=True)
-    row = compare("per-op overhead (40-op chain fwd+bwd)", _op_chain(ember, xe),
-                  _op_chain(torch, xt), repeat=200)
+    row = compare(
+        "per-op overhead (40-op chain fwd+bwd)",
+        _op_chain(ember, xe),
+        _op_chain(torch, xt),
+        repeat=200,
+    )
     n_ops = 8 * 5 + 1
     row["per-op ember us"] = row["ember_ms"] * 1e3 / n_ops
     row["per-op torch us"] = row["torch_ms"] * 1e3 / n_ops
@@ -55,8 +63,12 @@ def _pair(name, build, x_np, y_np, make_opt, repeat):
     copy_weights(tm, em)
     xt, yt = torch.from_numpy(x_np), torch.from_numpy(y_np)
     xe, ye = ember.from_numpy(x_np), ember.from_numpy(y_np)
-    return compare(name, _train_step(ember, em, make_opt(ember, em), xe, ye),
-                   _train_step(torch, tm, make_opt(torch, tm), xt, yt), repeat=repeat)
+    return compare(
+        name,
+        _train_step(ember, em, make_opt(ember, em), xe, ye),
+        _train_step(torch, tm, make_opt(torch, tm), xt, yt),
+        repeat=repeat,
+    )
 
 
 def _sgd(lib, m):
@@ -70,10 +82,22 @@ def _adamw(lib, m):
 def bench_models():
     rs = np.random.default_rng(0)
     rows = [
-        _pair("MLP step 784-512-512-10 b128", mlp, rs.standard_normal((128, 784), np.float32),
-              rs.integers(0, 10, 128), _sgd, 20),
-        _pair("conv net step 32x32 b32", convnet,
-              rs.standard_normal((32, 3, 32, 32), np.float32), rs.integers(0, 10, 32), _sgd, 10),
+        _pair(
+            "MLP step 784-512-512-10 b128",
+            mlp,
+            rs.standard_normal((128, 784), np.float32),
+            rs.integers(0, 10, 128),
+            _sgd,
+            20,
+        ),
+        _pair(
+            "conv net step 32x32 b32",
+            convnet,
+            rs.standard_normal((32, 3, 32, 32), np.float32),
+            rs.integers(0, 10, 32),
+            _sgd,
+            10,
+        ),
     ]
     idx = rs.integers(0, 1024, (8, 128))
     tgt = rs.integers(0, 1024, (8 * 128,))
@@ -102,8 +126,10 @@ class _Flat:
 
 
 def main():
-    print(f"ember {ember.__version__}, torch {torch.__version__}, "
-          f"torch threads {torch.get_num_threads()}")
+    print(
+        f"ember {ember.__version__}, torch {torch.__version__}, "
+        f"torch threads {torch.get_num_threads()}"
+    )
     rows = [bench_ops(), *bench_models()]
     print_table(rows, TARGETS)
     op = rows[0]

@@ -17,11 +17,16 @@ def convnet(lib):
     nn = lib.nn
 
     def block(cin, cout):
-        return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(),
-                nn.MaxPool2d(2)]
+        return [
+            nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+            nn.BatchNorm2d(cout),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+        ]
 
-    return nn.Sequential(*block(3, 32), *block(32, 64), *block(64, 128), nn.Flatten(),
-                         nn.Linear(128 * 4 * 4, 10))
+    return nn.Sequential(
+        *block(3, 32), *block(32, 64), *block(64, 128), nn.Flatten(), nn.Linear(128 * 4 * 4, 10)
+    )
 
 
 def gpt(lib, vocab=1024, d=256, heads=4, layers=4, seq=128):

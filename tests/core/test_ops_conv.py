@@ -163,6 +163,10 @@ CONV2D = [
     _c2("conv2d_valid", (1, 2, 4, 4), (2, 2, 3, 3), padding="valid"),
     _c2("conv2d_1x1", (2, 3, 3, 3), (4, 3, 1, 1)),
     _c2("conv2d_stride_gt_kernel", (1, 1, 7, 7), (1, 1, 2, 2), stride=3),
+    # C*kh*kw above the kernel's small-K cut-off (32): one GEMM plus an output transpose
+    _c2("conv2d_wide_k", (2, 4, 5, 5), (3, 4, 3, 3), padding=1),
+    _c2("conv2d_wide_k_stride", (2, 5, 6, 5), (2, 5, 3, 3), stride=2, bias=False),
+    _c2("conv2d_wide_k_groups", (1, 8, 4, 4), (4, 4, 3, 3), groups=2, padding=1),
     OpCase(
         "conv2d_unbatched",
         lambda m, x, w: m.F.conv2d(x, w, padding=1),

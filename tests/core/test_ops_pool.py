@@ -214,6 +214,21 @@ def test_max_pool2d_ties_send_gradient_to_one_position():
     assert x.grad.sum().item() == 1.0
 
 
+@pytest.mark.parametrize("size", [(4, 4), (5, 4)])  # windows tiling the input, and not
+def test_max_pool2d_ties_and_nan_match_torch(size):
+    torch = pytest.importorskip("torch")
+    x = np.zeros((2, 3) + size, np.float32)
+    x[0, 0, :2, :2] = 1.0  # a four-way tie
+    x[0, 1, 2:4, 0:2] = [[2.0, 5.0], [5.0, 1.0]]  # a two-way tie
+    x[1, 2, 0, 1] = np.nan  # (with two NaNs in a window PyTorch picks the last one)
+    x[1, 2, 1, 1] = 3.0
+    g = np.arange(1, 2 * 3 * (size[0] // 2) * 2 + 1, dtype=np.float32).reshape(2, 3, -1, 2)
+    xe, xt = ember.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    ember.ops.max_pool2d(xe, 2).backward(ember.tensor(g))
+    torch.nn.functional.max_pool2d(xt, 2).backward(torch.tensor(g))
+    np.testing.assert_array_equal(xe.grad.numpy(), xt.grad.numpy())
+
+
 def test_max_pool2d_bad_rank_raises():
     with pytest.raises(RuntimeError, match="max_pool2d"):
         ember.ops.max_pool2d(ember.zeros(4, 4), 2)

@@ -69,6 +69,7 @@ from .index import (
     topk,
     unique,
 )
+from .join import cat, chunk, concat, concatenate, hstack, narrow, split, stack, unbind, vstack
 from .linalg import bmm, dot, einsum, linear, matmul, mm, mv, outer, tensordot
 from .norm import layer_norm, log_softmax, softmax
 from .pool import (
@@ -104,35 +105,25 @@ from .reduce import (
 )
 from .shape import (
     broadcast_to,
-    cat,
-    chunk,
     clone,
-    concat,
-    concatenate,
     contiguous,
     diag,
     expand,
     expand_as,
     flatten,
     flip,
-    hstack,
     movedim,
-    narrow,
     pad,
     permute,
     repeat,
     reshape,
     roll,
-    split,
     squeeze,
-    stack,
     tile,
     transpose,
     tril,
     triu,
-    unbind,
     unflatten,
     unsqueeze,
     view,
-    vstack,
 )

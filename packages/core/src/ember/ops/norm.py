@@ -10,12 +10,18 @@ from .._tensor import _make, _wrap_dim
 from ..autograd.function import Primitive
 from ..autograd.grad_mode import STATE
 from ..backend.device import array_module
+from ..kernels.cpu import rowwise
 
 
 class Softmax(Primitive):
     @staticmethod
     def forward(ctx, x, axis, bias=None):
         xp = array_module(x)
+        ctx.axis = axis
+        if xp is np and axis == x.ndim - 1:  # row blocks on threads
+            e = rowwise.softmax_last(x, bias)
+            ctx.save_for_backward(e)
+            return e
         e = x + bias if bias is not None else x.copy()  # ``bias``: an additive mask, no grad
         e -= e.max(axis=axis, keepdims=True)
         xp.exp(e, out=e)
@@ -27,6 +33,8 @@ class Softmax(Primitive):
     @staticmethod
     def backward(ctx, g):
         (y,) = ctx.saved_tensors
+        if not STATE.grad_enabled and isinstance(g._data, np.ndarray) and ctx.axis == g.ndim - 1:
+            return _make(rowwise.softmax_last_grad(g._data, y._data)), None
         if not STATE.grad_enabled:  # first order: y * (g - sum(g * y)) in place
             ya, ga = y._data, g._data
             t = ga * ya
@@ -133,6 +141,11 @@ class LayerNorm(Primitive):
     @staticmethod
     def forward(ctx, x, w, b, axes, eps):
         xp = array_module(x)
+        ctx.axes, ctx.eps = axes, eps
+        if xp is np:  # row blocks on threads
+            out, xhat, rstd = rowwise.layer_norm(x, w, b, len(axes), eps)
+            ctx.save_for_backward(x, w, b, xhat, rstd)
+            return out
         mu = x.mean(axis=axes, keepdims=True)
         xc = x - mu
         var = xp.square(xc).mean(axis=axes, keepdims=True)
@@ -182,7 +195,11 @@ def _layer_norm_grads(g, w, xhat, rstd, ax, lead, needs):
     gw = _make((g * xhat).sum(axis=lead)) if need_w else None
     gb = _make(g.sum(axis=lead)) if need_b else None
     gx = None
-    if need_x:
+    if need_x and isinstance(g, np.ndarray):
+        gx = _make(
+            rowwise.layer_norm_grad_x(g, None if w is None else w._data, xhat, rstd, len(ax))
+        )
+    elif need_x:
         gxhat = g * w._data if w is not None else g.copy()
         m1 = gxhat.mean(axis=ax, keepdims=True)
         m2 = (gxhat * xhat).mean(axis=ax, keepdims=True)

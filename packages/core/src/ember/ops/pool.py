@@ -41,8 +41,9 @@ class MaxPoolScatter(Primitive):
         # double backward needs the argmax positions; find them only now
         (k, s, _, d, _), (xp, vals) = ctx.cfg, ctx.found
         idx = _k.max_pool_indices(xp, vals, k, s, d)
-        return MaxPoolGather.apply(gg, idx=idx, cfg=ctx.cfg, found=ctx.found,
-                                   x_shape=gg._data.shape)
+        return MaxPoolGather.apply(
+            gg, idx=idx, cfg=ctx.cfg, found=ctx.found, x_shape=gg._data.shape
+        )
 
 
 class MaxPoolGather(Primitive):
@@ -176,7 +177,7 @@ def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False, coun
 
 def adaptive_avg_pool2d(input, output_size):
     """Average pooling to a fixed (oh, ow) output, with PyTorch's bin edges."""
-    from .shape import stack
+    from .join import stack
 
     oh, ow = (
         _pair(output_size, "output_size", "adaptive_avg_pool2d")

@@ -19,7 +19,7 @@ from ..autograd.function import Primitive
 from ..autograd.grad_mode import STATE
 from ..backend.device import array_module
 from .elementwise import sigmoid, tanh
-from .shape import Pieces, cat
+from .join import Pieces, cat
 
 # ---- pieces ------------------------------------------------------------------------------
 

@@ -286,7 +286,8 @@ class Cumprod(Primitive):
 
 def _cumprod_grad_with_zeros(a, g, axis):
     from .elementwise import where
-    from .shape import cat, triu
+    from .join import cat
+    from .shape import triu
 
     x, gm = a.movedim(axis, -1), g.movedim(axis, -1)  # (..., n)
     n = x._data.shape[-1]

@@ -63,11 +63,26 @@ def _gy(g, groups):
     return g.reshape(n, groups, og, oh * ow).transpose(1, 2, 0, 3).reshape(groups, og, -1)
 
 
+# Below this many rows of ``cols`` (C*kh*kw, e.g. 27 for an RGB 3x3 conv) the GEMM is
+# memory-bound: one product per sample writes (N, O, oh*ow) directly, saving the output
+# transpose and the output-gradient transpose, which then cost more than the products.
+_SMALL_K = 32
+
+
+def _per_sample(cols, n):
+    """``cols`` (1, K, N*oh*ow) as N strided (K, oh*ow) matrices that BLAS takes as they are."""
+    k = cols.shape[1]
+    return cols[0].reshape(k, n, -1).transpose(1, 0, 2)
+
+
 def conv2d(x, w, stride, padding, dilation, groups):
     """Forward convolution; returns (y, cols) so the weight gradient can reuse ``cols``."""
     o, cg, kh, kw = w.shape
     n = x.shape[0]
     cols, (oh, ow) = im2col(x, kh, kw, stride, padding, dilation, groups)
+    if groups == 1 and cg * kh * kw <= _SMALL_K:
+        y = np.matmul(w.reshape(o, -1), _per_sample(cols, n))  # (N, O, oh*ow)
+        return y.astype(x.dtype, copy=False).reshape(n, o, oh, ow), cols
     wm = w.reshape(groups, o // groups, cg * kh * kw)
     y = _bmm(wm, cols)  # (G, O/G, N*oh*ow)
     y = y.reshape(groups, o // groups, n, oh, ow).transpose(2, 0, 1, 3, 4)
@@ -98,5 +113,12 @@ def conv2d_weight_grad(x, g, w_shape, stride, padding, dilation, groups, cols=No
     o, cg, kh, kw = w_shape
     if cols is None:
         cols, _ = im2col(x, kh, kw, stride, padding, dilation, groups)
+    if groups == 1 and cg * kh * kw <= _SMALL_K:
+        n = g.shape[0]
+        g3, c3 = g.reshape(n, o, -1), _per_sample(cols, n)
+        gw = g3[0] @ c3[0].T
+        for i in range(1, n):
+            gw += g3[i] @ c3[i].T
+        return gw.astype(g.dtype, copy=False).reshape(o, cg, kh, kw)
     gw = _bmm(_gy(g, groups), cols.transpose(0, 2, 1))  # (G, O/G, cg*kh*kw)
     return gw.astype(g.dtype, copy=False).reshape(o, cg, kh, kw)

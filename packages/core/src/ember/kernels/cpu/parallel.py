@@ -28,23 +28,21 @@ def blocks(n: int, parts: int):
 
 
 def run_rows(kernel, out: np.ndarray, *inputs: np.ndarray) -> np.ndarray:
-    """Call ``kernel(out[a:b], *(x[a:b] for x in inputs))`` over row blocks of the flattened
-    leading dimensions, in parallel for large C-contiguous arrays; returns ``out``.
+    """Call ``kernel(out[a:b], *(x[a:b] for x in inputs))`` over blocks of the first axis, in
+    parallel when ``out`` is large; returns ``out``.
 
-    Every array must have ``out``'s shape and be C-contiguous (so that blocks are views)."""
+    Every array must share ``out``'s first axis and be C-contiguous (blocks are then views);
+    anything broadcast across rows (weights, masks) belongs in the kernel's closure."""
+    arrays = (out, *inputs)
+    rows = out.shape[0] if out.ndim else 0
     if (
         out.size < MIN_ELEMENTS
         or _WORKERS == 1
-        or not all(a.flags.c_contiguous and a.shape == out.shape for a in (out, *inputs))
+        or rows < _WORKERS
+        or not all(a.ndim and a.shape[0] == rows and a.flags.c_contiguous for a in arrays)
     ):
-        kernel(out, *inputs)
+        kernel(*arrays)
         return out
-    rows = out.shape[0] if out.ndim else 1
-    if rows < _WORKERS:
-        flat = [a.reshape(-1) for a in (out, *inputs)]
-        rows, arrays = flat[0].shape[0], flat
-    else:
-        arrays = (out, *inputs)
     parts = blocks(rows, _WORKERS)
     futures = [_executor().submit(kernel, *(a[lo:hi] for a in arrays)) for lo, hi in parts[1:]]
     lo, hi = parts[0]

@@ -1,0 +1,104 @@
+"""Row-wise kernels for softmax and layer norm on C-contiguous NumPy arrays: in-place passes,
+run on row blocks in threads (parallel.py). Each normalizes over trailing axes, so the rows of
+the leading axis are independent."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .parallel import run_rows
+
+
+def _rows(x: np.ndarray, k: int) -> np.ndarray:
+    """View ``x`` as (rows, trailing) with the last ``k`` axes flattened."""
+    lead = int(np.prod(x.shape[: x.ndim - k], dtype=np.int64))
+    return x.reshape(lead, -1)
+
+
+def softmax_last(x: np.ndarray, bias=None) -> np.ndarray:
+    """softmax(x + bias) over the last axis; ``bias`` broadcasts against x's trailing shape."""
+    x = np.ascontiguousarray(x)
+    if bias is not None:
+        bias = np.broadcast_to(bias, x.shape)
+        x2 = x.reshape(-1, x.shape[-1])
+        b2 = np.ascontiguousarray(bias).reshape(x2.shape)
+    else:
+        x2, b2 = x.reshape(-1, x.shape[-1]), None
+    y = np.empty_like(x2)
+
+    def kern(out, xs, *bs):
+        np.add(xs, bs[0], out=out) if bs else np.copyto(out, xs)
+        out -= out.max(axis=-1, keepdims=True)
+        np.exp(out, out=out)
+        out /= out.sum(axis=-1, keepdims=True)
+
+    if b2 is None:
+        run_rows(kern, y, x2)
+    else:
+        run_rows(kern, y, x2, b2)
+    return y.reshape(x.shape)
+
+
+def softmax_last_grad(g: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """y * (g - sum(g * y)) over the last axis."""
+    g2 = np.ascontiguousarray(g).reshape(-1, g.shape[-1])
+    y2 = np.ascontiguousarray(y).reshape(g2.shape)
+    out = np.empty_like(g2)
+
+    def kern(o, gs, ys):
+        np.multiply(gs, ys, out=o)
+        s = o.sum(axis=-1, keepdims=True)
+        np.subtract(gs, s, out=o)
+        o *= ys
+
+    return run_rows(kern, out, g2, y2).reshape(g.shape)
+
+
+def layer_norm(x: np.ndarray, w, b, k: int, eps: float):
+    """(out, xhat, rstd) of layer norm over the last ``k`` axes; ``w``/``b`` may be None
+    (then ``out`` is ``xhat``)."""
+    x2 = _rows(np.ascontiguousarray(x), k)
+    xhat = np.empty_like(x2)
+    rstd = np.empty((x2.shape[0], 1), x2.dtype)
+    w2 = None if w is None else w.reshape(-1)
+    b2 = None if b is None else b.reshape(-1)
+
+    def normalize(xh, xs, r):
+        np.subtract(xs, xs.mean(axis=1, keepdims=True), out=xh)
+        var = np.square(xh).mean(axis=1, keepdims=True)
+        var += eps
+        np.sqrt(var, out=r)
+        np.reciprocal(r, out=r)
+        xh *= r
+
+    def affine(o, xs, xh, r):
+        normalize(xh, xs, r)
+        np.multiply(xh, w2, out=o) if w2 is not None else np.copyto(o, xh)
+        if b2 is not None:
+            o += b2
+
+    if w is None and b is None:
+        out = run_rows(normalize, xhat, x2, rstd)
+    else:
+        out = run_rows(affine, np.empty_like(x2), x2, xhat, rstd)
+    shape = x.shape
+    return out.reshape(shape), xhat.reshape(shape), rstd.reshape(shape[: x.ndim - k] + (1,) * k)
+
+
+def layer_norm_grad_x(g: np.ndarray, w, xhat: np.ndarray, rstd: np.ndarray, k: int):
+    """rstd * (gxhat - mean(gxhat) - xhat * mean(gxhat * xhat)) with gxhat = g * w."""
+    g2 = _rows(np.ascontiguousarray(g), k)
+    xh = _rows(np.ascontiguousarray(xhat), k)
+    r2 = rstd.reshape(-1, 1)
+    w2 = None if w is None else w.reshape(-1)
+    out = np.empty_like(g2)
+
+    def kern(o, gs, xs, rs):
+        np.multiply(gs, w2, out=o) if w2 is not None else np.copyto(o, gs)
+        m1 = o.mean(axis=1, keepdims=True)
+        m2 = (o * xs).mean(axis=1, keepdims=True)
+        o -= m1
+        o -= xs * m2
+        o *= rs
+
+    return run_rows(kern, out, g2, xh, r2).reshape(g.shape)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from .._tensor import _make
 from ..autograd.grad_mode import no_grad
 from ..backend import dtypes as _dt
+from ..ops import batchnorm as _bn
 from ..ops import elementwise as E
 from ..ops.norm import Normalize, layer_norm, normalize_stats
 
@@ -78,12 +79,16 @@ def batch_norm(
                 "Expected more than 1 value per channel when training, got input size "
                 f"{list(input.shape)}"
             )
-        out, mu, var = normalize_stats(input, axes, eps)
+        if _bn.fused_available(input):
+            out, mu, var = _bn.batch_norm_train(input, weight, bias, eps)
+        else:
+            out, mu, var = normalize_stats(input, axes, eps)
+            out = _affine(out, weight, bias, shape)
         if running_mean is not None:
             _update_running(running_mean, mu, momentum)
         if running_var is not None:
             _update_running(running_var, var * (n / (n - 1)), momentum)
-        return _affine(out, weight, bias, shape)
+        return out
     if running_mean is None or running_var is None:
         raise RuntimeError("batch_norm: running_mean and running_var must be defined in eval mode")
     # eval: fold the statistics into one scale and one shift (two passes over the input)

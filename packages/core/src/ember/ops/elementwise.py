@@ -10,6 +10,7 @@ import numpy as np
 from .._tensor import TENSOR_TYPES as _TT
 from .._tensor import Tensor, _make
 from ..autograd.function import Primitive
+from ..autograd.grad_mode import STATE
 from ..backend import dtypes as _dt
 from ..backend.device import array_module
 from ._util import as_tensor_arg, broadcast_shapes, result_dtype, scalar_value, sum_to
@@ -452,6 +453,8 @@ class Relu(Primitive):
     @staticmethod
     def backward(ctx, g):
         (out,) = ctx.saved_tensors
+        if not STATE.grad_enabled:  # first order: skip the bool -> float cast node
+            return _make(g._data * (out._data > 0))
         return g * (out > 0)
 
 

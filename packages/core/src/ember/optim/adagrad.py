@@ -5,7 +5,15 @@ from __future__ import annotations
 from .._tensor import _make
 from ..backend.device import array_module
 from ._foreach import foreach
-from .optimizer import Optimizer, _check_flags, _check_lr, _direction, _step_tensor, _to_scalar
+from .optimizer import (
+    Optimizer,
+    _check_flags,
+    _check_lr,
+    _check_nonneg,
+    _direction,
+    _step_tensor,
+    _to_scalar,
+)
 
 __all__ = ["Adagrad", "adagrad"]
 
@@ -82,16 +90,10 @@ class Adagrad(Optimizer):
         fused: bool | None = None,
     ) -> None:
         _check_lr(lr)
-        if not 0.0 <= lr_decay:
-            raise ValueError(f"Invalid lr_decay value: {lr_decay}")
-        if not 0.0 <= weight_decay:
-            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
-        if not 0.0 <= initial_accumulator_value:
-            raise ValueError(
-                f"Invalid initial_accumulator_value value: {initial_accumulator_value}"
-            )
-        if not 0.0 <= eps:
-            raise ValueError(f"Invalid epsilon value: {eps}")
+        _check_nonneg("lr_decay", lr_decay)
+        _check_nonneg("weight_decay", weight_decay)
+        _check_nonneg("initial_accumulator_value", initial_accumulator_value)
+        _check_nonneg("epsilon", eps)
         _check_flags(foreach, fused, differentiable)
         defaults = {
             "lr": lr,
@@ -118,29 +120,24 @@ class Adagrad(Optimizer):
 
     def step(self, closure=None):
         """Update every parameter that has a gradient; returns ``closure()``'s loss if given."""
-        loss = self._run_closure(closure)
-        for group in self.param_groups:
-            params = [p for p in group["params"] if p.grad is not None]
-            if not params:
-                continue
-            sums, steps = [], []
-            for p in params:
-                state = self.state[p]
-                if len(state) == 0:  # a parameter added later with add_param_group
-                    self._init_state(p, self.defaults["initial_accumulator_value"])
-                sums.append(state["sum"]._data)
-                steps.append(state["step"]._data)
-            adagrad(
-                [p._data for p in params],
-                [p.grad._data for p in params],
-                sums,
-                steps,
-                lr=_to_scalar(group["lr"]),
-                weight_decay=group["weight_decay"],
-                lr_decay=group["lr_decay"],
-                eps=group["eps"],
-                maximize=group["maximize"],
-            )
-            for p in params:
-                p._bump()
-        return loss
+        return self._step_groups(closure)
+
+    def _update_group(self, group, params) -> None:
+        sums, steps = [], []
+        for p in params:
+            state = self.state[p]
+            if len(state) == 0:  # a parameter added later with add_param_group
+                self._init_state(p, self.defaults["initial_accumulator_value"])
+            sums.append(state["sum"]._data)
+            steps.append(state["step"]._data)
+        adagrad(
+            [p._data for p in params],
+            [p.grad._data for p in params],
+            sums,
+            steps,
+            lr=_to_scalar(group["lr"]),
+            weight_decay=group["weight_decay"],
+            lr_decay=group["lr_decay"],
+            eps=group["eps"],
+            maximize=group["maximize"],
+        )

@@ -8,11 +8,10 @@ from .optimizer import (
     Optimizer,
     _check_flags,
     _check_lr,
+    _check_nonneg,
     _direction,
     _lerp_,
-    _step_tensor,
     _to_scalar,
-    _zeros_state,
 )
 
 __all__ = ["Adam", "adam"]
@@ -113,15 +112,13 @@ class Adam(Optimizer):
         decoupled_weight_decay: bool = False,
     ) -> None:
         _check_lr(lr)
-        if not 0.0 <= eps:
-            raise ValueError(f"Invalid epsilon value: {eps}")
+        _check_nonneg("epsilon", eps)
         for i in (0, 1):
             if isinstance(betas[i], Tensor) and betas[i].numel() != 1:
                 raise ValueError(f"Tensor betas[{i}] must be 1-element")
             if not 0.0 <= _to_scalar(betas[i]) < 1.0:
                 raise ValueError(f"Invalid beta parameter at index {i}: {betas[i]}")
-        if not 0.0 <= weight_decay:
-            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        _check_nonneg("weight_decay", weight_decay)
         if isinstance(betas[0], Tensor) != isinstance(betas[1], Tensor):
             raise ValueError("betas must be either both floats or both Tensors")
         _check_flags(foreach, fused, differentiable)
@@ -140,50 +137,27 @@ class Adam(Optimizer):
         }
         super().__init__(params, defaults)
 
-    def _init_group(self, group, params):
-        """Per-parameter state (created lazily on the first step), as lists of arrays."""
-        amsgrad = group["amsgrad"]
-        m, v, vmax, steps = [], [], [], []
-        for p in params:
-            state = self.state[p]
-            if len(state) == 0:
-                state["step"] = _step_tensor()
-                state["exp_avg"] = _zeros_state(p)
-                state["exp_avg_sq"] = _zeros_state(p)
-                if amsgrad:
-                    state["max_exp_avg_sq"] = _zeros_state(p)
-            m.append(state["exp_avg"]._data)
-            v.append(state["exp_avg_sq"]._data)
-            if amsgrad:
-                vmax.append(state["max_exp_avg_sq"]._data)
-            steps.append(state["step"]._data)
-        return m, v, vmax, steps
-
     def step(self, closure=None):
         """Update every parameter that has a gradient; returns ``closure()``'s loss if given."""
-        loss = self._run_closure(closure)
-        for group in self.param_groups:
-            params = [p for p in group["params"] if p.grad is not None]
-            if not params:
-                continue
-            m, v, vmax, steps = self._init_group(group, params)
-            beta1, beta2 = group["betas"]
-            adam(
-                [p._data for p in params],
-                [p.grad._data for p in params],
-                m,
-                v,
-                vmax,
-                steps,
-                amsgrad=group["amsgrad"],
-                beta1=_to_scalar(beta1),
-                beta2=_to_scalar(beta2),
-                lr=_to_scalar(group["lr"]),
-                weight_decay=group["weight_decay"],
-                eps=group["eps"],
-                maximize=group["maximize"],
-                decoupled_weight_decay=group["decoupled_weight_decay"],
-            )
-            for p in params:
-                p._bump()
-        return loss
+        return self._step_groups(closure)
+
+    def _update_group(self, group, params) -> None:
+        keys = ["exp_avg", "exp_avg_sq"] + (["max_exp_avg_sq"] if group["amsgrad"] else [])
+        state = self._lazy_state(params, keys)
+        beta1, beta2 = group["betas"]
+        adam(
+            [p._data for p in params],
+            [p.grad._data for p in params],
+            state["exp_avg"],
+            state["exp_avg_sq"],
+            state.get("max_exp_avg_sq", []),
+            state["step"],
+            amsgrad=group["amsgrad"],
+            beta1=_to_scalar(beta1),
+            beta2=_to_scalar(beta2),
+            lr=_to_scalar(group["lr"]),
+            weight_decay=group["weight_decay"],
+            eps=group["eps"],
+            maximize=group["maximize"],
+            decoupled_weight_decay=group["decoupled_weight_decay"],
+        )

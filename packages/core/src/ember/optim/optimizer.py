@@ -248,6 +248,34 @@ class Optimizer:
         with enable_grad():
             return closure()
 
+    def _step_groups(self, closure):
+        """The body of a subclass's ``step``: run ``closure``, then for every group with
+        gradients call ``self._update_group(group, params)`` (``params``: the group's
+        parameters that have a gradient) and bump those parameters' versions."""
+        loss = self._run_closure(closure)
+        for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            self._update_group(group, params)
+            for p in params:
+                p._bump()
+        return loss
+
+    def _lazy_state(self, params, keys) -> dict:
+        """``{"step": [...], key: [...] for key in keys}``: the raw arrays of each parameter's
+        state; a parameter without state first gets step 0 and a zero buffer per key."""
+        out = {"step": [], **{k: [] for k in keys}}
+        for p in params:
+            state = self.state[p]
+            if len(state) == 0:
+                state["step"] = _step_tensor()
+                for k in keys:
+                    state[k] = _zeros_state(p)
+            for k, arrays in out.items():
+                arrays.append(state[k]._data)
+        return out
+
     # ---- state_dict --------------------------------------------------------------------
     def state_dict(self) -> dict:
         """The optimizer's state: ``{"state": {index: {...}}, "param_groups": [...]}`` where
@@ -335,6 +363,12 @@ def _lerp_(xp, start, end, weight, scratch) -> None:
     else:
         scratch *= 1 - weight
         xp.subtract(end, scratch, out=start)
+
+
+def _check_nonneg(name: str, value) -> None:
+    """PyTorch's check of a hyperparameter that must not be negative (NaN is rejected too)."""
+    if not 0.0 <= value:
+        raise ValueError(f"Invalid {name} value: {value}")
 
 
 def _check_lr(lr) -> None:

@@ -7,11 +7,10 @@ from .optimizer import (
     Optimizer,
     _check_flags,
     _check_lr,
+    _check_nonneg,
     _direction,
     _lerp_,
-    _step_tensor,
     _to_scalar,
-    _zeros_state,
 )
 
 __all__ = ["RMSprop", "rmsprop"]
@@ -112,14 +111,10 @@ class RMSprop(Optimizer):
         differentiable: bool = False,
     ) -> None:
         _check_lr(lr)
-        if not 0.0 <= eps:
-            raise ValueError(f"Invalid epsilon value: {eps}")
-        if not 0.0 <= momentum:
-            raise ValueError(f"Invalid momentum value: {momentum}")
-        if not 0.0 <= weight_decay:
-            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
-        if not 0.0 <= alpha:
-            raise ValueError(f"Invalid alpha value: {alpha}")
+        _check_nonneg("epsilon", eps)
+        _check_nonneg("momentum", momentum)
+        _check_nonneg("weight_decay", weight_decay)
+        _check_nonneg("alpha", alpha)
         _check_flags(foreach, None, differentiable)
         defaults = {
             "lr": lr,
@@ -135,50 +130,27 @@ class RMSprop(Optimizer):
         }
         super().__init__(params, defaults)
 
-    def _init_group(self, group, params):
-        """Per-parameter state (created lazily on the first step), as lists of arrays."""
-        momentum, centered = group["momentum"] > 0, group["centered"]
-        sq, avg, bufs, steps = [], [], [], []
-        for p in params:
-            state = self.state[p]
-            if len(state) == 0:
-                state["step"] = _step_tensor()
-                state["square_avg"] = _zeros_state(p)
-                if momentum:
-                    state["momentum_buffer"] = _zeros_state(p)
-                if centered:
-                    state["grad_avg"] = _zeros_state(p)
-            sq.append(state["square_avg"]._data)
-            steps.append(state["step"]._data)
-            if momentum:
-                bufs.append(state["momentum_buffer"]._data)
-            if centered:
-                avg.append(state["grad_avg"]._data)
-        return sq, avg, bufs, steps
-
     def step(self, closure=None):
         """Update every parameter that has a gradient; returns ``closure()``'s loss if given."""
-        loss = self._run_closure(closure)
-        for group in self.param_groups:
-            params = [p for p in group["params"] if p.grad is not None]
-            if not params:
-                continue
-            sq, avg, bufs, steps = self._init_group(group, params)
-            rmsprop(
-                [p._data for p in params],
-                [p.grad._data for p in params],
-                sq,
-                avg,
-                bufs,
-                steps,
-                lr=_to_scalar(group["lr"]),
-                alpha=group["alpha"],
-                eps=group["eps"],
-                weight_decay=group["weight_decay"],
-                momentum=group["momentum"],
-                centered=group["centered"],
-                maximize=group["maximize"],
-            )
-            for p in params:
-                p._bump()
-        return loss
+        return self._step_groups(closure)
+
+    def _update_group(self, group, params) -> None:
+        keys = ["square_avg"]
+        keys += ["momentum_buffer"] if group["momentum"] > 0 else []
+        keys += ["grad_avg"] if group["centered"] else []
+        state = self._lazy_state(params, keys)
+        rmsprop(
+            [p._data for p in params],
+            [p.grad._data for p in params],
+            state["square_avg"],
+            state.get("grad_avg", []),
+            state.get("momentum_buffer", []),
+            state["step"],
+            lr=_to_scalar(group["lr"]),
+            alpha=group["alpha"],
+            eps=group["eps"],
+            weight_decay=group["weight_decay"],
+            momentum=group["momentum"],
+            centered=group["centered"],
+            maximize=group["maximize"],
+        )

@@ -123,30 +123,27 @@ class SGD(Optimizer):
 
     def step(self, closure=None):
         """Update every parameter that has a gradient; returns ``closure()``'s loss if given."""
-        loss = self._run_closure(closure)
-        for group in self.param_groups:
-            params = [p for p in group["params"] if p.grad is not None]
-            if not params:
-                continue
-            momentum = group["momentum"]
-            bufs = None
-            if momentum != 0:
-                states = [self.state[p] for p in params]
-                bufs = [s.get("momentum_buffer") for s in states]
-                bufs = [None if b is None else b._data for b in bufs]
-            sgd(
-                [p._data for p in params],
-                [p.grad._data for p in params],
-                bufs,
-                lr=_to_scalar(group["lr"]),
-                weight_decay=group["weight_decay"],
-                momentum=momentum,
-                dampening=group["dampening"],
-                nesterov=group["nesterov"],
-                maximize=group["maximize"],
-            )
-            for i, p in enumerate(params):
-                p._bump()
-                if bufs is not None and states[i].get("momentum_buffer") is None:
-                    states[i]["momentum_buffer"] = _make(bufs[i])
-        return loss
+        return self._step_groups(closure)
+
+    def _update_group(self, group, params) -> None:
+        momentum = group["momentum"]
+        bufs = None
+        if momentum != 0:
+            states = [self.state[p] for p in params]
+            bufs = [s.get("momentum_buffer") for s in states]
+            bufs = [None if b is None else b._data for b in bufs]
+        sgd(
+            [p._data for p in params],
+            [p.grad._data for p in params],
+            bufs,
+            lr=_to_scalar(group["lr"]),
+            weight_decay=group["weight_decay"],
+            momentum=momentum,
+            dampening=group["dampening"],
+            nesterov=group["nesterov"],
+            maximize=group["maximize"],
+        )
+        if bufs is not None:
+            for state, buf in zip(states, bufs):
+                if state.get("momentum_buffer") is None:
+                    state["momentum_buffer"] = _make(buf)

@@ -135,10 +135,8 @@ class _ConvNd(Module):
         return F.pad(input, self._reversed_padding_repeated_twice, self.padding_mode), 0
 
 
-class Conv1d(_ConvNd):
-    """1-D convolution over (N, C_in, L) input; weight (C_out, C_in / groups, k)."""
-
-    _n = 1
+class _DirectConvNd(_ConvNd):
+    """Conv1d and Conv2d: one signature and forward, ``_n`` sets the dimensionality."""
 
     def __init__(
         self,
@@ -162,10 +160,17 @@ class Conv1d(_ConvNd):
     def forward(self, input):
         """Convolve ``input`` with the layer's weight."""
         x, padding = self._padded(input)
-        return F.conv1d(x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups)
+        conv = getattr(F, f"conv{self._n}d")
+        return conv(x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups)
 
 
-class Conv2d(_ConvNd):
+class Conv1d(_DirectConvNd):
+    """1-D convolution over (N, C_in, L) input; weight (C_out, C_in / groups, k)."""
+
+    _n = 1
+
+
+class Conv2d(_DirectConvNd):
     """2-D convolution over (N, C_in, H, W) input; weight (C_out, C_in / groups, kh, kw).
 
     >>> import ember
@@ -173,6 +178,12 @@ class Conv2d(_ConvNd):
     ember.Size([1, 8, 5, 5])
     """
 
+
+class _ConvTransposeNd(_ConvNd):
+    """ConvTranspose1d and ConvTranspose2d: one signature and forward."""
+
+    _transposed = True
+
     def __init__(
         self,
         in_channels,
@@ -180,26 +191,27 @@ class Conv2d(_ConvNd):
         kernel_size,
         stride=1,
         padding=0,
-        dilation=1,
+        output_padding=0,
         groups=1,
         bias=True,
+        dilation=1,
         padding_mode="zeros",
         device=None,
         dtype=None,
     ):
         super().__init__(
-            in_channels, out_channels, kernel_size, stride, padding, dilation, 0, groups,
-            bias, padding_mode, device, dtype,
+            in_channels, out_channels, kernel_size, stride, padding, dilation, output_padding,
+            groups, bias, padding_mode, device, dtype,
         )  # fmt: skip
+        self._check_transposed()
 
-    def forward(self, input):
-        """Convolve ``input`` with the layer's weight."""
-        x, padding = self._padded(input)
-        return F.conv2d(x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups)
-
-
-class _ConvTransposeNd(_ConvNd):
-    _transposed = True
+    def forward(self, input, output_size=None):
+        """Apply the transposed convolution (``output_size`` picks among valid sizes)."""
+        opad = self._output_padding(input, output_size)
+        return getattr(F, f"conv_transpose{self._n}d")(
+            input, self.weight, self.bias, self.stride, self.padding, opad, self.groups,
+            self.dilation,
+        )  # fmt: skip
 
     def _output_padding(self, input, output_size):
         """The output_padding that makes the output ``output_size`` (PyTorch's rule)."""
@@ -242,64 +254,6 @@ class ConvTranspose1d(_ConvTransposeNd):
 
     _n = 1
 
-    def __init__(
-        self,
-        in_channels,
-        out_channels,
-        kernel_size,
-        stride=1,
-        padding=0,
-        output_padding=0,
-        groups=1,
-        bias=True,
-        dilation=1,
-        padding_mode="zeros",
-        device=None,
-        dtype=None,
-    ):
-        super().__init__(
-            in_channels, out_channels, kernel_size, stride, padding, dilation, output_padding,
-            groups, bias, padding_mode, device, dtype,
-        )  # fmt: skip
-        self._check_transposed()
-
-    def forward(self, input, output_size=None):
-        """Apply the transposed convolution (``output_size`` picks among valid sizes)."""
-        opad = self._output_padding(input, output_size)
-        return F.conv_transpose1d(
-            input, self.weight, self.bias, self.stride, self.padding, opad, self.groups,
-            self.dilation,
-        )  # fmt: skip
-
 
 class ConvTranspose2d(_ConvTransposeNd):
     """Transposed 2-D convolution; weight (C_in, C_out / groups, kh, kw)."""
-
-    def __init__(
-        self,
-        in_channels,
-        out_channels,
-        kernel_size,
-        stride=1,
-        padding=0,
-        output_padding=0,
-        groups=1,
-        bias=True,
-        dilation=1,
-        padding_mode="zeros",
-        device=None,
-        dtype=None,
-    ):
-        super().__init__(
-            in_channels, out_channels, kernel_size, stride, padding, dilation, output_padding,
-            groups, bias, padding_mode, device, dtype,
-        )  # fmt: skip
-        self._check_transposed()
-
-    def forward(self, input, output_size=None):
-        """Apply the transposed convolution (``output_size`` picks among valid sizes)."""
-        opad = self._output_padding(input, output_size)
-        return F.conv_transpose2d(
-            input, self.weight, self.bias, self.stride, self.padding, opad, self.groups,
-            self.dilation,
-        )  # fmt: skip

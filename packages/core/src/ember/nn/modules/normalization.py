@@ -22,6 +22,28 @@ __all__ = [
 ]
 
 
+def _init_affine(module, affine, bias, shape, device, dtype) -> None:
+    """Register ``weight`` and ``bias`` of ``shape`` (``None`` when not ``affine``; the bias
+    also when not ``bias``), left uninitialised for ``reset_parameters``."""
+    if affine:
+        module.weight = Parameter(creation.empty(*shape, device=device, dtype=dtype))
+        if bias:
+            module.bias = Parameter(creation.empty(*shape, device=device, dtype=dtype))
+        else:
+            module.register_parameter("bias", None)
+    else:
+        module.register_parameter("weight", None)
+        module.register_parameter("bias", None)
+
+
+def _reset_affine(module) -> None:
+    """Weight (when there is one) to ones, bias (when there is one) to zeros."""
+    if module.weight is not None:
+        init.ones_(module.weight)
+    if module.bias is not None:
+        init.zeros_(module.bias)
+
+
 class _NormBase(Module):
     """weight/bias (when ``affine``) and running_mean/running_var/num_batches_tracked
     buffers (when ``track_running_stats``)."""
@@ -38,16 +60,8 @@ class _NormBase(Module):
         self.momentum = momentum
         self.affine = affine
         self.track_running_stats = track_running_stats
+        _init_affine(self, affine, bias, (num_features,), device, dtype)
         kw = {"device": device, "dtype": dtype}
-        if affine:
-            self.weight = Parameter(creation.empty(num_features, **kw))
-            if bias:
-                self.bias = Parameter(creation.empty(num_features, **kw))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
         if track_running_stats:
             self.register_buffer("running_mean", creation.zeros(num_features, **kw))
             self.register_buffer("running_var", creation.ones(num_features, **kw))
@@ -70,10 +84,7 @@ class _NormBase(Module):
     def reset_parameters(self) -> None:
         """Reset running statistics, weight to ones and bias to zeros."""
         self.reset_running_stats()
-        if self.affine:
-            init.ones_(self.weight)
-            if self.bias is not None:
-                init.zeros_(self.bias)
+        _reset_affine(self)
 
     def extra_repr(self) -> str:
         """Features and settings."""
@@ -212,24 +223,12 @@ class LayerNorm(Module):
         self.normalized_shape = _shape_tuple(normalized_shape)
         self.eps = eps
         self.elementwise_affine = elementwise_affine
-        kw = {"device": device, "dtype": dtype}
-        if elementwise_affine:
-            self.weight = Parameter(creation.empty(*self.normalized_shape, **kw))
-            if bias:
-                self.bias = Parameter(creation.empty(*self.normalized_shape, **kw))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _init_affine(self, elementwise_affine, bias, self.normalized_shape, device, dtype)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         """Weight to ones, bias to zeros."""
-        if self.weight is not None:
-            init.ones_(self.weight)
-        if self.bias is not None:
-            init.zeros_(self.bias)
+        _reset_affine(self)
 
     def forward(self, input):
         """Normalize ``input``."""
@@ -259,24 +258,12 @@ class GroupNorm(Module):
         self.num_channels = num_channels
         self.eps = eps
         self.affine = affine
-        kw = {"device": device, "dtype": dtype}
-        if affine:
-            self.weight = Parameter(creation.empty(num_channels, **kw))
-            if bias:
-                self.bias = Parameter(creation.empty(num_channels, **kw))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _init_affine(self, affine, bias, (num_channels,), device, dtype)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         """Weight to ones, bias to zeros."""
-        if self.affine:
-            init.ones_(self.weight)
-            if self.bias is not None:
-                init.zeros_(self.bias)
+        _reset_affine(self)
 
     def forward(self, input):
         """Normalize ``input``."""

@@ -46,7 +46,8 @@ def _normal_cdf_into(q, x):
 
 def normal_cdf_float32(x: np.ndarray) -> np.ndarray:
     """Phi(x) = P(N(0, 1) <= x) of a float32 array, within about 1e-7 absolute."""
-    return run_rows(_normal_cdf_into, np.empty(x.shape, np.float32), np.ascontiguousarray(x))
+    x = np.ascontiguousarray(x)
+    return run_rows(_normal_cdf_into, np.empty(x.size, np.float32), x.reshape(-1)).reshape(x.shape)
 
 
 def _gelu_fwd(y, cdf, x):
@@ -58,7 +59,7 @@ def gelu_forward(x: np.ndarray):
     """``(x * Phi(x), Phi(x))`` for a float32 array."""
     x = np.ascontiguousarray(x, dtype=np.float32)
     y, cdf = np.empty_like(x), np.empty_like(x)
-    run_rows(_gelu_fwd, y, cdf, x)
+    run_rows(_gelu_fwd, y.reshape(-1), cdf.reshape(-1), x.reshape(-1))
     return y, cdf
 
 
@@ -75,4 +76,6 @@ def _gelu_bwd(gx, g, x, cdf):
 def gelu_backward(g: np.ndarray, x: np.ndarray, cdf: np.ndarray) -> np.ndarray:
     """``g * (Phi(x) + x * phi(x))`` for float32 arrays."""
     g, x, cdf = (np.ascontiguousarray(a, dtype=np.float32) for a in (g, x, cdf))
-    return run_rows(_gelu_bwd, np.empty_like(x), g, x, cdf)
+    gx = np.empty_like(x)
+    run_rows(_gelu_bwd, gx.reshape(-1), g.reshape(-1), x.reshape(-1), cdf.reshape(-1))
+    return gx

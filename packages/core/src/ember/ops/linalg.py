@@ -24,7 +24,7 @@ class Matmul(Primitive):
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
-        out = array_module(a).matmul(a, b)
+        out = _flat_matmul(a, b)
         return out if out.dtype == a.dtype else out.astype(a.dtype)  # bfloat16 gives float32
 
     @staticmethod
@@ -49,6 +49,15 @@ class Matmul(Primitive):
             gb = sum_to(matmul(a2.mT, g2), b2._data.shape)
             gb = gb.reshape(b._data.shape) if nb == 1 else gb
         return ga, gb
+
+
+def _flat_matmul(a, b):
+    """``a @ b``; a stacked ``a`` times a matrix ``b`` runs as ONE 2-D product over the merged
+    leading dims (NumPy would call BLAS once per leading index: 1.5x slower at (8,128,256))."""
+    if a.ndim > 2 and b.ndim == 2:
+        out = a.reshape(-1, a.shape[-1]) @ b
+        return out.reshape(a.shape[:-1] + (b.shape[1],))
+    return array_module(a).matmul(a, b)
 
 
 def _check_mm(a, b, op):
@@ -121,7 +130,7 @@ class Linear(Primitive):
     @staticmethod
     def forward(ctx, x, w, b):
         ctx.save_for_backward(x, w)
-        out = x @ w.T
+        out = _flat_matmul(x, w.T)
         if out.dtype != x.dtype:  # bfloat16 matmul gives float32
             out = out.astype(x.dtype)
         if b is not None:

@@ -247,6 +247,7 @@ def set_printoptions(precision=None, threshold=None, edgeitems=None, linewidth=N
     """Accepted for compatibility; ember prints with 4 decimals like PyTorch's default."""
 
 
-from . import nn, optim  # noqa: E402
+from . import hub, nn, optim  # noqa: E402
+from .serialization import load, save  # noqa: E402
 
 __version__ = "0.1.0"

@@ -232,12 +232,19 @@ def from_dlpack(ext):
     """A tensor sharing memory with any DLPack-capable array (NumPy, CuPy, PyTorch ...)."""
     import numpy as _np
 
-    try:
-        arr = _np.from_dlpack(ext)
-    except (RuntimeError, TypeError, BufferError):
+    device_type = ext.__dlpack_device__()[0] if hasattr(ext, "__dlpack_device__") else 1
+    if device_type in (2, 3, 13):  # kDLCUDA, kDLCUDAHost, kDLCUDAManaged
         from .backend.device import cupy_module
 
         arr = cupy_module().from_dlpack(ext)
+    else:
+        try:
+            arr = _np.from_dlpack(ext)
+        except (RuntimeError, TypeError, BufferError) as exc:
+            raise TypeError(
+                f"from_dlpack: NumPy cannot import this CPU array ({exc}); NumPy's DLPack has "
+                "no bfloat16, so move bfloat16 data as float32 or through .numpy()"
+            ) from exc
     from ._tensor import _make
 
     return _make(arr)
@@ -247,7 +254,7 @@ def set_printoptions(precision=None, threshold=None, edgeitems=None, linewidth=N
     """Accepted for compatibility; ember prints with 4 decimals like PyTorch's default."""
 
 
-from . import hub, nn, optim  # noqa: E402
+from . import data, distributions, hub, nn, optim, utils  # noqa: E402
 from .serialization import load, save  # noqa: E402
 
 __version__ = "0.1.0"

@@ -10,7 +10,7 @@ from .backend import dtypes as _dt
 def _float_formatter(arr):
     """PyTorch's choice: integers print as ``1.``, else 4 decimals, and scientific notation
     when the nonzero finite magnitudes span more than 1000x, exceed 1e8 or go below 1e-4."""
-    finite = arr[np.isfinite(arr)]
+    finite = arr[np.isfinite(arr)].astype(np.float64)  # no overflow in the ratio below
     mags = np.abs(finite[finite != 0])
     ints = bool(np.all(finite == np.round(finite)))
     sci = False

@@ -48,7 +48,7 @@ def _bitwise(ufunc_name, op):
         rt = result_dtype(input, other)
         xp = array_module(input._data)
         b = other._data if isinstance(other, Tensor) else scalar_value(other)
-        return _make(getattr(xp, ufunc_name)(input._data, b).astype(rt.np, copy=False))
+        return _make(xp.asarray(getattr(xp, ufunc_name)(input._data, b)).astype(rt.np, copy=False))
 
     fn.__name__ = op
     fn.__doc__ = f"Elementwise ``{op}`` of integer or bool tensors (logical for bool)."

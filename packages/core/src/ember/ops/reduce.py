@@ -205,7 +205,7 @@ def argmax(input, dim=None, keepdim=False):
     ax = _wrap_dim(dim, input._data.ndim, "argmax")
     if input._data.ndim == 0:
         return _make(xp.zeros((), np.int64))
-    return _make(xp.argmax(input._data, axis=ax, keepdims=keepdim).astype(np.int64))
+    return _make(xp.asarray(xp.argmax(input._data, axis=ax, keepdims=keepdim), dtype=np.int64))
 
 
 def argmin(input, dim=None, keepdim=False):
@@ -216,7 +216,7 @@ def argmin(input, dim=None, keepdim=False):
     ax = _wrap_dim(dim, input._data.ndim, "argmin")
     if input._data.ndim == 0:
         return _make(xp.zeros((), np.int64))
-    return _make(xp.argmin(input._data, axis=ax, keepdims=keepdim).astype(np.int64))
+    return _make(xp.asarray(xp.argmin(input._data, axis=ax, keepdims=keepdim), dtype=np.int64))
 
 
 def all(input, dim=None, keepdim=False):

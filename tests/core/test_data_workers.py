@@ -3,7 +3,10 @@
 import gc
 import multiprocessing
 import os
+import pickle
 import random
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -204,3 +207,167 @@ def test_threaded_kernels_work_in_forked_workers():
     ember.nn.functional.gelu(ember.ones(512, 512))
     loader = DataLoader(Gelu(), batch_size=None, num_workers=1, timeout=20)
     assert len(list(loader)) == 2
+
+
+# Shared-memory handover: batches' large arrays travel in /dev/shm blocks named em<pid>_...
+
+
+_SHM = "/dev/shm"
+needs_shm = pytest.mark.skipif(not os.path.isdir(_SHM), reason="needs /dev/shm")
+
+
+def _blocks():
+    """This process's DataLoader blocks in /dev/shm."""
+    return {n for n in os.listdir(_SHM) if n.startswith(f"em{os.getpid():x}_")}
+
+
+def _wait_for(cond, tries=100):
+    for _ in range(tries):
+        if cond():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+class Images:
+    """Sample i: a 3x64x64 float32 image (larger than the in-pickle limit) and a label."""
+
+    def __init__(self, n=24, bad=None):
+        self.n, self.bad = n, bad
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        if i == self.bad:
+            raise ValueError(f"bad sample {i}")
+        return np.random.default_rng(i).standard_normal((3, 64, 64), dtype=np.float32), i
+
+
+def _raw_collate(samples):
+    """NumPy arrays of several dtypes and layouts, plus things that are not arrays."""
+    x = np.stack([s[0] for s in samples])
+    return {
+        "x": x,
+        "x64": x.astype(np.float64),
+        "fortran": np.asfortranarray(x[:, 0]),
+        "strided": x[:, :, ::2, 1::3],
+        "nan": np.where(x > 1, np.float32("nan"), -0.0),
+        "i": np.array([s[1] for s in samples]),
+        "mask": x > 0,
+        "empty": np.zeros((0, 70000)),
+        "name": "batch",
+    }
+
+
+def test_shm_round_trip_and_unlink():
+    from ember.data import _shm
+
+    if not _shm.AVAILABLE:
+        pytest.skip("no POSIX shared memory")
+    obj = _raw_collate([Images()[i] for i in range(4)])
+    name = _shm.name_prefix() + "t"
+    try:
+        payload, layout = _shm.dumps(obj, name)
+        assert layout is not None and len(payload) < obj["x"].nbytes  # large arrays left it
+        out = _shm.loads(payload, name, layout)
+        with pytest.raises(FileNotFoundError):
+            _shm.loads(payload, name, layout)  # the name is gone once read
+    finally:
+        _shm.unlink(name)
+    assert out.keys() == obj.keys() and out["name"] == "batch"
+    for k in obj:
+        if k != "name":
+            assert out[k].dtype == obj[k].dtype and out[k].shape == obj[k].shape
+            assert out[k].tobytes() == obj[k].tobytes()
+    assert out["fortran"].flags.f_contiguous and out["x"].flags.writeable
+    assert _shm.dumps([1, "a"], name) == (pickle.dumps([1, "a"], protocol=5), None)
+
+
+@pytest.mark.parametrize("collate", [None, _raw_collate])
+def test_worker_batches_bitwise_equal_to_single_process(collate):
+    ds = Images(22)
+    opts = {"batch_size": 4, "shuffle": True, "collate_fn": collate}
+    ember.manual_seed(3)
+    single = list(DataLoader(ds, **opts))
+    ember.manual_seed(3)
+    multi = list(DataLoader(ds, num_workers=2, **opts))
+    assert len(multi) == len(single) == 6
+    for a, b in zip(single, multi):
+        if collate is None:
+            a, b = dict(enumerate(a)), dict(enumerate(b))
+            assert all(isinstance(v, ember.Tensor) for v in b.values())
+        assert a.keys() == b.keys()
+        for k in a:
+            u, v = np.asarray(a[k]), np.asarray(b[k])
+            assert u.dtype == v.dtype and u.shape == v.shape and u.tobytes() == v.tobytes()
+    assert _no_children()
+
+
+@needs_shm
+def test_no_blocks_left_after_epoch_break_or_error():
+    before = _blocks()
+    assert len(list(DataLoader(Images(), batch_size=4, num_workers=2))) == 6
+    assert _blocks() == before
+    for _ in DataLoader(Images(), batch_size=4, num_workers=2):
+        break  # unread prefetched batches are waiting in the pipe
+    assert _no_children() and _blocks() == before
+    loader = DataLoader(Images(), batch_size=4, num_workers=2, persistent_workers=True)
+    for _ in loader:
+        break
+    assert len(list(loader)) == 6  # the broken epoch's batches are read and dropped
+    assert _blocks() == before
+    for _ in loader:
+        break
+    del loader
+    assert _no_children() and _blocks() == before
+    with pytest.raises(ValueError, match="bad sample 9"):
+        for _ in DataLoader(Images(bad=9), batch_size=4, num_workers=2):
+            pass
+    assert _no_children() and _blocks() == before
+
+
+@needs_shm
+def test_no_blocks_left_after_workers_die():
+    before = _blocks()
+    it = iter(DataLoader(Images(), batch_size=4, num_workers=2))
+    next(it)
+    # Batches written ahead by the workers wait unread in their blocks; then the workers die.
+    assert _wait_for(lambda: len(_blocks() - before) >= 2)
+    for w in it._workers:
+        os.kill(w.pid, 9)
+        w.join()
+    del it
+    assert _no_children() and _blocks() == before
+
+
+_EXIT_SCRIPT = """
+import os, sys, time
+import numpy as np
+import ember
+
+class Images:
+    def __len__(self):
+        return 40
+    def __getitem__(self, i):
+        return np.zeros((3, 64, 64), np.float32)
+
+loader = ember.data.DataLoader(Images(), batch_size=4, num_workers=2, persistent_workers=True)
+it = iter(loader)
+next(it)
+time.sleep(0.5)  # the workers write their prefetched batches, which are never read
+print(f"em{os.getpid():x}_")
+"""
+
+
+@needs_shm
+def test_no_blocks_left_when_interpreter_exits_mid_epoch():
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run(
+        [sys.executable, "-c", _EXIT_SCRIPT], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    prefix = done.stdout.strip()
+    assert prefix.startswith("em")
+    assert not [n for n in os.listdir(_SHM) if n.startswith(prefix)]
+    assert done.stderr == ""  # no resource_tracker warnings about leaked shared memory

@@ -4,6 +4,11 @@ Task ids count up in sampler order. Each task goes to the next live worker, roun
 at most ``prefetch_factor * num_workers`` tasks outstanding; results that arrive early wait in
 ``_task_info`` (the reorder buffer) until their turn. Shutdown sets an event, sends ``None`` to
 every worker, joins each with a timeout and terminates whatever is still alive.
+
+Each task carries the name of the shared-memory block its batch's arrays may come back in
+(see ``_shm``). The names sent whose results have not arrived yet are kept in ``_blocks``; once
+the workers have stopped, whatever of those exists is unlinked, so no block outlives the
+iterator: not on early exit from a loop, nor after a worker error or a worker's death.
 """
 
 from __future__ import annotations
@@ -11,10 +16,10 @@ from __future__ import annotations
 import atexit
 import itertools
 import multiprocessing
-import pickle
 import queue
 import sys
 
+from . import _shm
 from ._worker import (
     STATUS_CHECK_INTERVAL,
     ExceptionWrapper,
@@ -31,6 +36,8 @@ _exiting = [False]
 # which the garbage collector runs before __del__) would otherwise stop their feeder threads
 # before the iterator's __del__ could send the workers their stop message.
 _live_queues: dict[int, list] = {}
+# (workers, names of blocks not yet received) of live iterators, for the sweep at exit.
+_live_blocks: dict[int, tuple[list, set]] = {}
 
 
 @atexit.register
@@ -38,6 +45,23 @@ def _mark_exiting() -> None:
     # At interpreter exit multiprocessing terminates daemonic workers itself; iterators being
     # collected then must not block on queues whose feeder threads may already be gone.
     _exiting[0] = True
+    # Runs before multiprocessing's own exit handler (registered earlier): stop the workers
+    # that may still write blocks, as that handler would, then unlink what they left behind.
+    for workers, blocks in list(_live_blocks.values()):
+        if blocks:
+            _stop_and_sweep(workers, blocks)
+    _live_blocks.clear()
+
+
+def _stop_and_sweep(workers, blocks: set) -> None:
+    for w in workers:
+        if w.is_alive():
+            w.terminate()
+    for w in workers:
+        w.join(timeout=STATUS_CHECK_INTERVAL)
+    for name in blocks:
+        _shm.unlink(name)
+    blocks.clear()
 
 
 def _default_context():
@@ -64,6 +88,10 @@ class _MultiProcessingDataLoaderIter(_BaseDataLoaderIter):
         self._workers_status = [True] * self._num_workers  # _reset sets it again per epoch
         self._result_queue = ctx.Queue()
         _live_queues[id(self)] = self._index_queues
+        self._block_prefix = _shm.name_prefix() if _shm.AVAILABLE else None
+        self._block_ids = itertools.count()
+        self._blocks = set()  # names sent with tasks whose results have not arrived
+        _live_blocks[id(self)] = (self._workers, self._blocks)
         self._done_event = ctx.Event()
         try:
             for i in range(self._num_workers):
@@ -84,6 +112,7 @@ class _MultiProcessingDataLoaderIter(_BaseDataLoaderIter):
             init_fn=loader.worker_init_fn,
             worker_id=worker_id,
             num_workers=self._num_workers,
+            max_in_flight=self._prefetch_factor * self._num_workers,
         )
         index_queue = ctx.Queue()
         index_queue.cancel_join_thread()
@@ -114,12 +143,14 @@ class _MultiProcessingDataLoaderIter(_BaseDataLoaderIter):
                 task_id, _ = self._get_data()
                 if isinstance(task_id, _ResumeIteration):
                     pending -= 1
+            # Every task sent before has now been answered or skipped (without a block).
+            self._blocks.clear()
         for _ in range(self._prefetch_factor * self._num_workers):
             self._try_put_index()
 
     def _try_get_data(self, timeout=STATUS_CHECK_INTERVAL):
         try:
-            payload = self._result_queue.get(timeout=timeout)
+            name, payload, layout = self._result_queue.get(timeout=timeout)
         except queue.Empty as e:
             dead = [
                 w
@@ -132,12 +163,13 @@ class _MultiProcessingDataLoaderIter(_BaseDataLoaderIter):
                 pids = ", ".join(str(w.pid) for w in dead)
                 raise RuntimeError(f"DataLoader worker (pid(s) {pids}) exited unexpectedly") from e
             return False, None
-        return True, self._decode(payload)
+        self._blocks.discard(name)
+        return True, self._decode(payload, name, layout)
 
     @staticmethod
-    def _decode(payload):
+    def _decode(payload, name, layout):
         try:
-            return pickle.loads(payload)
+            return _shm.loads(payload, name, layout)
         except Exception as e:  # noqa: BLE001 - e.g. a class the main process cannot import
             raise RuntimeError(
                 f"DataLoader could not unpickle a batch sent by a worker process: {e!r}"
@@ -211,7 +243,11 @@ class _MultiProcessingDataLoaderIter(_BaseDataLoaderIter):
         w = self._pick_worker()
         if w is None:
             return
-        self._index_queues[w].put((self._send_idx, index))
+        name = None
+        if self._block_prefix is not None:
+            name = f"{self._block_prefix}{next(self._block_ids):x}"
+            self._blocks.add(name)
+        self._index_queues[w].put((self._send_idx, index, name))
         self._task_info[self._send_idx] = (w,)
         self._workers_num_tasks[w] += 1
         self._tasks_outstanding += 1
@@ -247,10 +283,8 @@ class _MultiProcessingDataLoaderIter(_BaseDataLoaderIter):
             self._result_queue.close()
         finally:
             _live_queues.pop(id(self), None)
-            for w in self._workers:
-                if w.is_alive():
-                    w.terminate()
-                    w.join(timeout=STATUS_CHECK_INTERVAL)
+            _live_blocks.pop(id(self), None)
+            _stop_and_sweep(self._workers, self._blocks)
 
     def __del__(self) -> None:
         try:

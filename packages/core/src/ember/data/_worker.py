@@ -1,13 +1,16 @@
 """What runs inside a DataLoader worker process: seeding, fetching batches, reporting errors.
 
-The parent sends ``(task_id, indices)`` on the worker's index queue; the worker answers
-``(task_id, payload)`` on the shared result queue, where the payload is the pickled batch (or
-an ``ExceptionWrapper``). Pickling happens here rather than in the queue's feeder thread so
-that a batch that cannot be pickled becomes an error the parent sees, not a lost message.
+The parent sends ``(task_id, indices, block_name)`` on the worker's index queue; the worker
+answers ``(block_name, payload, layout)`` on the shared result queue, where the payload is the
+pickled ``(task_id, batch)`` (or an ``ExceptionWrapper`` in place of the batch) and the large
+arrays of the batch went into the shared-memory block described by ``layout`` (see ``_shm``).
+Pickling happens here rather than in the queue's feeder thread so that a batch that cannot be
+pickled becomes an error the parent sees, not a lost message.
 """
 
 from __future__ import annotations
 
+import collections
 import os
 import pickle
 import queue
@@ -17,6 +20,8 @@ import traceback
 from dataclasses import dataclass
 
 import numpy as np
+
+from . import _shm
 
 STATUS_CHECK_INTERVAL = 5.0  # seconds between liveness checks while waiting on a queue
 
@@ -161,12 +166,13 @@ def _seed_worker(seed: int, base_seed: int, worker_id: int) -> None:
         parallel._pool = None
 
 
-def _encode(task_id, data, worker_id: int):
+def _encode(task_id, data, worker_id: int, name: str | None):
+    """``(payload, layout)``: the pickled result, its large arrays in block ``name`` if any."""
     try:
-        return pickle.dumps((task_id, data), protocol=pickle.HIGHEST_PROTOCOL)
+        return _shm.dumps((task_id, data), name)
     except Exception:  # noqa: BLE001 - report anything that cannot be pickled to the parent
         err = ExceptionWrapper(where=f"in DataLoader worker process {worker_id}")
-        return pickle.dumps((task_id, err), protocol=pickle.HIGHEST_PROTOCOL)
+        return pickle.dumps((task_id, err), protocol=pickle.HIGHEST_PROTOCOL), None
 
 
 @dataclass
@@ -182,6 +188,7 @@ class WorkerArgs:
     init_fn: object
     worker_id: int
     num_workers: int
+    max_in_flight: int  # tasks the parent may have sent and not yet received back
 
 
 def _setup(a: WorkerArgs):
@@ -213,17 +220,19 @@ def _fetch(fetcher, index, a: WorkerArgs):
 
 def worker_loop(a: WorkerArgs, index_queue, result_queue, done_event) -> None:
     """Serve index batches until told to stop (``None``) or the parent process dies."""
+    # Blocks written lately; if the parent dies without reading them, nobody else unlinks them.
+    written = collections.deque(maxlen=a.max_in_flight)
+    parent = os.getppid()
     try:
         fetcher, init_error = _setup(a)
         ended = False
-        parent = os.getppid()
         while os.getppid() == parent:
             try:
                 msg = index_queue.get(timeout=STATUS_CHECK_INTERVAL)
             except queue.Empty:
                 continue
             if isinstance(msg, _ResumeIteration):
-                result_queue.put(pickle.dumps((msg, None)))
+                result_queue.put((None, pickle.dumps((msg, None)), None))
                 ended = False
                 fetcher = create_fetcher(
                     a.iterable, a.dataset, a.auto_collation, a.collate_fn, a.drop_last
@@ -233,15 +242,21 @@ def worker_loop(a: WorkerArgs, index_queue, result_queue, done_event) -> None:
                 break
             if done_event.is_set() or ended:
                 continue
-            task_id, index = msg
+            task_id, index, name = msg
             if init_error is not None:
                 data, init_error = init_error, None
             else:
                 data, ended = _fetch(fetcher, index, a)
-            result_queue.put(_encode(task_id, data, a.worker_id))
-            del data, msg, index
+            payload, layout = _encode(task_id, data, a.worker_id, name)
+            if layout is not None:
+                written.append(name)
+            result_queue.put((name, payload, layout))
+            del data, msg, index, payload
     except KeyboardInterrupt:
         pass
+    if os.getppid() != parent:
+        for name in written:
+            _shm.unlink(name)
     if done_event.is_set():
         result_queue.cancel_join_thread()
         result_queue.close()

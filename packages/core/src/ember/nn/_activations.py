@@ -13,6 +13,7 @@ from ..autograd.function import Primitive
 from ..autograd.grad_mode import STATE
 from ..backend.device import array_module
 from ..ops import elementwise as E
+from ..ops import unary as U
 from ..ops.inplace import apply_inplace
 
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
@@ -69,11 +70,11 @@ class Gelu(Primitive):
             return _make(_gelu_grad_array(g._data, x._data, saved._data, ctx.approximate))
         if ctx.approximate == "tanh":
             x2 = x * x
-            t = E.tanh(_SQRT_2_OVER_PI * x * (1.0 + 0.044715 * x2))
+            t = U.tanh(_SQRT_2_OVER_PI * x * (1.0 + 0.044715 * x2))
             dt = (1.0 - t * t) * (_SQRT_2_OVER_PI * (1.0 + 0.134145 * x2))
             return g * (0.5 * (1.0 + t) + 0.5 * x * dt)
-        cdf = 0.5 * (1.0 + E.erf(x * _INV_SQRT_2))
-        pdf = E.exp(-0.5 * (x * x)) * _INV_SQRT_2PI
+        cdf = 0.5 * (1.0 + U.erf(x * _INV_SQRT_2))
+        pdf = U.exp(-0.5 * (x * x)) * _INV_SQRT_2PI
         return g * (cdf + x * pdf)
 
 
@@ -116,7 +117,7 @@ class Silu(Primitive):
         if not STATE.grad_enabled:
             xa, sa = x._data, s._data
             return _make((g._data * (sa * (1.0 + xa * (1.0 - sa)))).astype(xa.dtype, copy=False))
-        s = E.sigmoid(x)  # recording: s must be a function of x for double backward
+        s = U.sigmoid(x)  # recording: s must be a function of x for double backward
         return g * (s * (1.0 + x * (1.0 - s)))
 
 
@@ -133,7 +134,7 @@ def _float_tensor(input, name):
 
 def relu(input, inplace: bool = False):
     """``max(x, 0)`` elementwise."""
-    return _maybe_inplace(input, E.relu, inplace, "relu_")
+    return _maybe_inplace(input, U.relu, inplace, "relu_")
 
 
 def relu_(input):
@@ -166,7 +167,7 @@ def elu(input, alpha: float = 1.0, inplace: bool = False):
 
     def f(x):
         # expm1 of min(x, 0): the unused branch never overflows, so no inf * 0 in backward
-        return E.where(x > 0, x, alpha * E.expm1(E.clamp(x, max=0.0)))
+        return E.where(x > 0, x, alpha * U.expm1(E.clamp(x, max=0.0)))
 
     return _maybe_inplace(input, f, inplace, "elu_")
 
@@ -181,7 +182,7 @@ def celu(input, alpha: float = 1.0, inplace: bool = False):
     """``max(0, x) + min(0, alpha * (exp(x / alpha) - 1))``."""
     return _maybe_inplace(
         input,
-        lambda x: E.where(x > 0, x, alpha * E.expm1(E.clamp(x, max=0.0) / alpha)),
+        lambda x: E.where(x > 0, x, alpha * U.expm1(E.clamp(x, max=0.0) / alpha)),
         inplace,
         "celu_",
     )
@@ -190,7 +191,7 @@ def celu(input, alpha: float = 1.0, inplace: bool = False):
 def _softplus_stable(z):
     # max(z, 0) + log1p(exp(-|z|)): never overflows; at z == 0 maximum splits the gradient
     # (0.5), which is exactly sigmoid(0).
-    return E.maximum(z, 0.0) + E.log1p(E.exp(-E.abs(z)))
+    return E.maximum(z, 0.0) + U.log1p(U.exp(-U.abs(z)))
 
 
 def softplus(input, beta: float = 1.0, threshold: float = 20.0):
@@ -204,12 +205,12 @@ def softplus(input, beta: float = 1.0, threshold: float = 20.0):
 
 def logsigmoid(input):
     """``log(sigmoid(x))``, computed stably."""
-    return E.minimum(input, 0.0) - E.log1p(E.exp(-E.abs(input)))
+    return E.minimum(input, 0.0) - U.log1p(U.exp(-U.abs(input)))
 
 
 def mish(input, inplace: bool = False):
     """``x * tanh(softplus(x))``."""
-    return _maybe_inplace(input, lambda x: x * E.tanh(softplus(x)), inplace, "mish_")
+    return _maybe_inplace(input, lambda x: x * U.tanh(softplus(x)), inplace, "mish_")
 
 
 def hardtanh(input, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False):
@@ -241,12 +242,12 @@ def hardswish(input, inplace: bool = False):
 
 def softsign(input):
     """``x / (1 + |x|)``."""
-    return input / (E.abs(input) + 1.0)
+    return input / (U.abs(input) + 1.0)
 
 
 def tanhshrink(input):
     """``x - tanh(x)``."""
-    return input - E.tanh(input)
+    return input - U.tanh(input)
 
 
 def threshold(input, threshold: float, value: float, inplace: bool = False):
@@ -270,17 +271,17 @@ def glu(input, dim: int = -1):
     if n % 2:
         raise RuntimeError(f"glu: Halving dimension must be even, but dimension {dim} is size {n}")
     a, b = ops.chunk(input, 2, dim)
-    return a * E.sigmoid(b)
+    return a * U.sigmoid(b)
 
 
 def tanh(input):
     """Elementwise hyperbolic tangent."""
-    return E.tanh(input)
+    return U.tanh(input)
 
 
 def sigmoid(input):
     """Elementwise logistic function ``1 / (1 + exp(-x))``."""
-    return E.sigmoid(input)
+    return U.sigmoid(input)
 
 
 def softmax(input, dim=None, _stacklevel=3, dtype=None):

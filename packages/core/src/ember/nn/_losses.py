@@ -13,6 +13,7 @@ from .._tensor import Tensor, _make
 from ..autograd.function import Primitive
 from ..backend.device import array_module
 from ..ops import elementwise as E
+from ..ops import unary as U
 from ._activations import logsigmoid
 
 __all__ = [
@@ -85,7 +86,7 @@ def l1_loss(input, target, size_average=None, reduce=None, reduction="mean", wei
     reduction = legacy_reduction(size_average, reduce, reduction)
     _check_reduction(reduction)
     _same_size("l1_loss", input, target)
-    return reduce_loss(_weighted(E.abs(input - target), weight), reduction)
+    return reduce_loss(_weighted(U.abs(input - target), weight), reduction)
 
 
 def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mean", beta=1.0):
@@ -95,7 +96,7 @@ def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mea
     _same_size("smooth_l1_loss", input, target)
     if beta < 0:
         raise RuntimeError("smooth_l1_loss does not support negative values for beta.")
-    d = E.abs(input - target)
+    d = U.abs(input - target)
     if beta == 0:
         return reduce_loss(d, reduction)
     return reduce_loss(E.where(d < beta, (0.5 / beta) * d * d, d - 0.5 * beta), reduction)
@@ -107,7 +108,7 @@ def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
     _same_size("huber_loss", input, target)
     if delta <= 0:
         raise RuntimeError("huber_loss does not support non-positive values for delta.")
-    d = E.abs(input - target)
+    d = U.abs(input - target)
     loss = E.where(d < delta, 0.5 * d * d, delta * (d - 0.5 * delta))
     return reduce_loss(_weighted(loss, weight), reduction)
 
@@ -280,8 +281,8 @@ class _BinaryCrossEntropy(Primitive):
         if ctx._next[0] is not None:
             gx = g * (x - t) / E.clamp(x * (1.0 - x), min=1e-12)
         if ctx._next[1] is not None:
-            lx = E.clamp(E.log(x), min=-100.0)
-            l1x = E.clamp(E.log1p(-x), min=-100.0)
+            lx = E.clamp(U.log(x), min=-100.0)
+            l1x = E.clamp(U.log1p(-x), min=-100.0)
             gt = g * (l1x - lx)
         return gx, gt
 
@@ -346,11 +347,11 @@ def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_
             "major release."
         )
     if log_target:
-        loss = E.exp(target) * (target - input)
+        loss = U.exp(target) * (target - input)
     else:
         pos = target > 0
         safe = E.where(pos, target, 1.0)
-        loss = E.where(pos, target * E.log(safe), 0.0) - target * input
+        loss = E.where(pos, target * U.log(safe), 0.0) - target * input
     if reduction == "batchmean":
         return loss.sum() / (input.shape[0] if input.ndim else 1)
     return reduce_loss(loss, reduction)

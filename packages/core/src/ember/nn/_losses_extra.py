@@ -7,6 +7,7 @@ import math
 from .. import ops
 from ..autograd.grad_mode import no_grad
 from ..ops import elementwise as E
+from ..ops import unary as U
 from ._activations import logsigmoid, softplus
 from ._losses import _check_reduction, legacy_reduction, reduce_loss
 
@@ -62,7 +63,7 @@ def cosine_embedding_loss(
     eps = 1e-12
     prod = (input1 * input2).sum(dim)
     mag = ((input1 * input1).sum(dim) + eps) * ((input2 * input2).sum(dim) + eps)
-    cos = prod / E.sqrt(mag)
+    cos = prod / U.sqrt(mag)
     pos = E.where(target == 1, 1.0 - cos, 0.0)
     neg = E.where(target == -1, E.clamp(cos - margin, min=0.0), 0.0)
     return reduce_loss(pos + neg, reduction)
@@ -105,13 +106,13 @@ def poisson_nll_loss(
     ``x - t * log(x + eps)``; ``full`` adds Stirling's term where t > 1."""
     reduction = _red(size_average, reduce, reduction)
     if log_input:
-        loss = E.exp(input) - target * input
+        loss = U.exp(input) - target * input
     else:
-        loss = input - target * E.log(input + eps)
+        loss = input - target * U.log(input + eps)
     if full:
         t = target
         safe = E.where(t > 1, t, 1.0)
-        stirling = safe * E.log(safe) - safe + 0.5 * E.log(2 * math.pi * safe)
+        stirling = safe * U.log(safe) - safe + 0.5 * U.log(2 * math.pi * safe)
         loss = loss + E.where(t > 1, stirling, 0.0)
     return reduce_loss(loss, reduction)
 
@@ -133,7 +134,7 @@ def gaussian_nll_loss(input, target, var, full=False, eps=1e-6, reduction="mean"
     with no_grad():
         bump = E.clamp(var, min=eps) - var  # zero except where var < eps
     var = var + bump
-    loss = 0.5 * (E.log(var) + (input - target) ** 2 / var)
+    loss = 0.5 * (U.log(var) + (input - target) ** 2 / var)
     if full:
         loss = loss + 0.5 * math.log(2 * math.pi)
     return reduce_loss(loss, reduction)

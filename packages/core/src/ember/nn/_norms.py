@@ -7,7 +7,7 @@ from .._tensor import _make
 from ..autograd.grad_mode import no_grad
 from ..backend import dtypes as _dt
 from ..ops import batchnorm as _bn
-from ..ops import elementwise as E
+from ..ops import unary as U
 from ..ops.norm import Normalize, layer_norm, normalize_stats
 
 __all__ = ["batch_norm", "group_norm", "instance_norm", "layer_norm", "rms_norm"]
@@ -92,7 +92,7 @@ def batch_norm(
     if running_mean is None or running_var is None:
         raise RuntimeError("batch_norm: running_mean and running_var must be defined in eval mode")
     # eval: fold the statistics into one scale and one shift (two passes over the input)
-    scale = E.rsqrt(running_var.to(input.dtype) + eps)
+    scale = U.rsqrt(running_var.to(input.dtype) + eps)
     if weight is not None:
         scale = scale * weight
     shift = -running_mean.to(input.dtype) * scale
@@ -163,5 +163,5 @@ def rms_norm(input, normalized_shape, weight=None, eps=None):
     if eps is None:
         eps = _EPS.get(input.dtype, _EPS[_dt.float32])
     dims = tuple(range(input.ndim - k, input.ndim))
-    out = input * E.rsqrt((input * input).mean(dims, keepdim=True) + eps)
+    out = input * U.rsqrt((input * input).mean(dims, keepdim=True) + eps)
     return out * weight if weight is not None else out

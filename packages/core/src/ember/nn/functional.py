@@ -9,6 +9,7 @@ from .._tensor import _make
 from ..backend.device import array_module
 from ..backend.random import rng
 from ..ops import elementwise as E
+from ..ops import unary as U
 from ..ops.index import one_hot
 from ..ops.inplace import apply_inplace
 from ..ops.linalg import linear
@@ -278,7 +279,7 @@ def adaptive_max_pool1d(input, output_size, return_indices: bool = False):
 def _clamped_norm(x, p, dim, eps):
     """``max(||x||_p, eps)`` over ``dim`` (kept), finite-gradient at zero vectors for p=2."""
     if p in (2, 2.0):
-        return E.sqrt(E.clamp((x * x).sum(dim, keepdim=True), min=eps * eps))
+        return U.sqrt(E.clamp((x * x).sum(dim, keepdim=True), min=eps * eps))
     return E.clamp(ops.norm(x, p, dim, keepdim=True), min=eps)
 
 

@@ -18,8 +18,8 @@ from .._tensor import _make
 from ..autograd.function import Primitive
 from ..autograd.grad_mode import STATE
 from ..backend.device import array_module
-from .elementwise import sigmoid, tanh
 from .join import Pieces, cat
+from .unary import sigmoid, tanh
 
 # ---- pieces ------------------------------------------------------------------------------
 

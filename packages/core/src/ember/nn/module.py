@@ -80,9 +80,13 @@ class Module(ConvertMixin):
         )
 
     def __call__(self, *args, **kwargs):
-        if not (self._forward_hooks or self._forward_pre_hooks):
-            return self.forward(*args, **kwargs)
-        return self._call_with_hooks(args, kwargs)
+        try:
+            if not (self._forward_hooks or self._forward_pre_hooks):
+                return self.forward(*args, **kwargs)
+            return self._call_with_hooks(args, kwargs)
+        except Exception as exc:  # zero cost unless raised: say which submodule failed
+            _name_failing_module(exc, self)
+            raise
 
     def _call_with_hooks(self, args, kwargs):
         for hid, hook in list(self._forward_pre_hooks.items()):
@@ -482,3 +486,25 @@ def _typename(obj) -> str:
     if isinstance(obj, Tensor):
         return obj.type()
     return type(obj).__name__
+
+
+def _name_failing_module(exc: Exception, module: Module) -> None:
+    """Append the failing submodule's qualified name to an error as it leaves each enclosing
+    module: "... (in Conv2d 'layer1.0.conv1')"."""
+    info = getattr(exc, "_ember_module", None)
+    if info is None:
+        if not (exc.args and isinstance(exc.args[0], str)):
+            return
+        info = exc._ember_module = [type(module).__name__, "", module, exc.args[0]]
+    else:
+        inner = info[2]
+        for name, sub in module.named_modules():
+            if sub is inner and name:
+                info[1] = name + ("." + info[1] if info[1] else "")
+                break
+        info[2] = module
+    where = f"in {info[0]} '{info[1]}'" if info[1] else f"in {info[0]}"
+    try:
+        exc.args = (f"{info[3]} ({where})",) + tuple(exc.args[1:])
+    except (AttributeError, TypeError):  # an exception type with read-only args
+        pass

@@ -8,7 +8,7 @@ since "ember" is not on PyPI) alone into a fresh virtualenv, which proves it ins
 import nox
 
 nox.options.default_venv_backend = "uv|virtualenv"
-nox.options.sessions = ["lint", "core", "vision", "text", "rl", "docs", "demo"]
+nox.options.sessions = ["lint", "core", "vision", "text", "rl", "onnx", "docs", "demo"]
 
 CORE = "./packages/core"
 DOMAINS = ("vision", "text", "rl")
@@ -62,6 +62,13 @@ def docs(session):
 def demo(session):
     session.install(CORE, "scikit-learn")
     session.run("python", "examples/train_digits.py", *session.posargs)
+
+
+@nox.session
+def onnx(session):
+    """Export models with ember.onnx and check them with onnx and onnxruntime."""
+    session.install(CORE, "pytest", "onnx", "onnxruntime")
+    session.run("pytest", "tests/onnx", "-q", "-p", "no:cacheprovider", *session.posargs)
 
 
 @nox.session(venv_backend="virtualenv", default=False)

@@ -254,7 +254,7 @@ def set_printoptions(precision=None, threshold=None, edgeitems=None, linewidth=N
     """Accepted for compatibility; ember prints with 4 decimals like PyTorch's default."""
 
 
-from . import data, distributions, hub, nn, optim, utils  # noqa: E402
+from . import data, distributions, hub, jit, nn, onnx, optim, utils  # noqa: E402
 from .serialization import load, save  # noqa: E402
 
 __version__ = "0.1.0"

@@ -1,0 +1,210 @@
+"""Recording a graph: while tracing, ``Primitive.apply`` is wrapped (and restored after), so
+every op call becomes a node; nothing is checked on the op path when no trace runs."""
+
+from __future__ import annotations
+
+import sys
+import warnings
+
+import numpy as np
+
+from .._tensor import TENSOR_TYPES, Tensor
+from ..autograd.function import Primitive
+from ..autograd.grad_mode import no_grad
+from .graph import Graph, Node, Ref
+
+
+class TracerWarning(UserWarning):
+    """The trace may not generalize: a traced value became a Python value or a constant."""
+
+
+_SHAPE_OPS = ("Reshape", "Expand")  # ops whose ``shape`` param may bake the batch size
+
+
+def _host(arr) -> np.ndarray:
+    return np.array(arr if isinstance(arr, np.ndarray) else arr.get())
+
+
+class Recorder:
+    """Maps live tensors to graph values while one trace runs."""
+
+    def __init__(self, names: dict, batch: int | None):
+        self.graph = Graph()
+        self.graph.batch = batch
+        self.names = names  # id(tensor) -> parameter or buffer name
+        self.by_id: dict[int, int] = {}  # id(tensor) -> value id
+        self.by_data: dict[int, int] = {}  # id(array) -> value id (aliases of a value)
+        self.version: dict[int, int] = {}  # id(tensor) -> version counter when registered
+        self.keep: list = []  # keeps recorded objects alive so their ids stay unique
+        self.batched: set[int] = set()  # values whose dim 0 is the batch
+        self.ops: dict = {}  # op name -> Primitive class
+
+    def bind(self, t: Tensor, vid: int) -> None:
+        """Make tensor ``t`` (and its array) stand for value ``vid``."""
+        self.keep.append(t)
+        self.by_id[id(t)], self.by_data[id(t._data)] = vid, vid
+        self.version[id(t)] = t._vbox[0]
+
+    def add_input(self, t: Tensor) -> None:
+        """Register a graph input."""
+        vid = self.graph.new_value(t._data.shape, t._data.dtype)
+        self.graph.inputs.append(vid)
+        if self.graph.batch is not None and t._data.ndim:
+            self.batched.add(vid)
+        self.bind(t, vid)
+
+    def lookup(self, t: Tensor) -> int:
+        """The value id of ``t``; a tensor not seen before becomes a constant."""
+        vid = self.by_id.get(id(t))
+        if vid is not None:
+            if self.version[id(t)] != t._vbox[0]:
+                _warn("a traced tensor was modified in place through a view")
+            return vid
+        vid = self.by_data.get(id(t._data))
+        if vid is not None:  # an alias (same array, new Tensor object) of a traced value
+            self.bind(t, vid)
+            return vid
+        name = self.names.get(id(t))
+        if name is None:
+            name = f"const_{sum(1 for n in self.graph.tensors if n.startswith('const_'))}"
+        vid = self.graph.add_const(name, _host(t._data))
+        self.bind(t, vid)
+        return vid
+
+    def _param(self, x):
+        if isinstance(x, tuple):
+            return tuple(self._param(y) for y in x)
+        if isinstance(x, list):
+            return [self._param(y) for y in x]
+        if isinstance(x, np.ndarray) or hasattr(x, "__cuda_array_interface__"):
+            vid = self.by_data.get(id(x))
+            if vid is not None and vid not in self.graph.consts:
+                return Ref(vid)
+            if self._looks_traced(x):
+                _warn("an index array computed from a traced value is recorded as a constant")
+            return _host(x)
+        return x
+
+    def _looks_traced(self, arr) -> bool:
+        for vid in self.by_data.values():
+            v = self.graph.values[vid]
+            if vid not in self.graph.consts and v.shape == arr.shape and v.dtype == str(arr.dtype):
+                return True
+        return False
+
+    def record(self, cls, args, params, out) -> None:
+        """Add the node for ``cls.apply(*args, **params)`` that returned ``out``."""
+        name = cls.__name__
+        if self.ops.setdefault(name, cls) is not cls:
+            raise RuntimeError(f"ember.jit.trace: two different ops are named {name!r}")
+        rargs = [Ref(self.lookup(a)) if a.__class__ in TENSOR_TYPES else a for a in args]
+        rparams = {k: self._param(v) for k, v in params.items()}
+        outs = out if isinstance(out, tuple) else (out,)
+        node = Node(name, rargs, rparams, [])
+        batched = any(v in self.batched for v in node.refs())
+        for o in outs:
+            vid = self.graph.new_value(o._data.shape, o._data.dtype)
+            node.outputs.append(vid)
+            self.bind(o, vid)
+            if batched and o._data.shape[:1] == (self.graph.batch,):
+                self.batched.add(vid)
+        node.dyn = self._dyn(node, batched)
+        self.graph.nodes.append(node)
+
+    def _dyn(self, node: Node, batched: bool) -> tuple:
+        b = self.graph.batch
+        if b is None or node.op not in _SHAPE_OPS:
+            return ()
+        shape = node.params.get("shape")
+        if not shape or shape[0] != b:
+            return ()
+        src = self.graph.values[node.args[0].vid].shape
+        if batched or (node.op == "Expand" and src[:1] == (1,)):
+            return ("shape",)
+        return ()
+
+    def commit(self, t: Tensor, out: Tensor) -> None:
+        """``t`` was overwritten in place with ``out``: it now stands for ``out``'s value."""
+        vid = self.by_id.get(id(out))
+        if vid is not None:
+            self.bind(t, vid)
+
+
+def _warn(what: str) -> None:
+    warnings.warn(
+        f"ember.jit.trace: {what}; the trace might not generalize to other inputs "
+        "(data-dependent values are recorded as constants).",
+        TracerWarning,
+        stacklevel=4,
+    )
+
+
+def _patch_conversions(rec: Recorder) -> list:
+    """Wrap the Tensor methods that turn a value into Python or NumPy data."""
+    saved = []
+    for attr in ("item", "tolist", "numpy"):
+        orig = Tensor.__dict__[attr]
+
+        def conv(self, *a, _orig=orig, _attr=attr, **k):
+            # a tensor the trace has not seen was most likely computed outside the recorded
+            # ops (a comparison, say) from traced values; parameters and buffers are known
+            vid = rec.by_id.get(id(self))
+            if vid not in rec.graph.consts and id(self) not in rec.names:
+                _warn(f"converting a traced tensor to a Python value (Tensor.{_attr})")
+            return _orig(self, *a, **k)
+
+        saved.append((Tensor, attr, orig))
+        setattr(Tensor, attr, conv)
+    return saved
+
+
+def _patch_commit(rec: Recorder) -> list:
+    from ..ops import inplace
+
+    orig = inplace.commit
+
+    def commit(t, out):
+        res = orig(t, out)
+        rec.commit(t, out)
+        return res
+
+    saved = []
+    for mod in list(sys.modules.values()):
+        if getattr(mod, "__name__", "").startswith("ember") and mod.__dict__.get("commit") is orig:
+            saved.append((mod, "commit", orig))
+            mod.commit = commit
+    return saved
+
+
+def run_traced(fn, inputs: tuple, names: dict, batch: int | None):
+    """Call ``fn(*inputs)`` under no_grad, recording; return (graph, op classes)."""
+    rec = Recorder(names, batch)
+    for t in inputs:
+        rec.add_input(t)
+    orig = Primitive.__dict__["apply"]
+
+    def apply(cls, *args, **params):
+        out = orig.__func__(cls, *args, **params)
+        rec.record(cls, args, params, out)
+        return out
+
+    saved = [(Primitive, "apply", orig)]
+    Primitive.apply = classmethod(apply)
+    try:
+        saved += _patch_conversions(rec)
+        saved += _patch_commit(rec)
+        with no_grad():
+            out = fn(*inputs)
+    finally:
+        for owner, attr, value in reversed(saved):
+            setattr(owner, attr, value)
+    outs = out if isinstance(out, tuple | list) else (out,)
+    for o in outs:
+        if not isinstance(o, Tensor):
+            raise TypeError(
+                f"ember.jit.trace: outputs must be Tensors or tuples of Tensors, "
+                f"got {type(o).__name__}"
+            )
+    rec.graph.outputs = [rec.lookup(o) for o in outs]
+    rec.graph.tuple_out = isinstance(out, tuple | list)
+    return rec.graph, rec.ops

@@ -1,0 +1,117 @@
+"""ember.onnx.export: the files pass onnx.checker and match ember in onnxruntime."""
+
+import numpy as np
+import pytest
+
+import ember
+import ember.onnx
+from ember import nn
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+
+
+class Block(nn.Module):
+    """A tiny transformer block: LayerNorm, attention by matmul + softmax, GELU MLP."""
+
+    def __init__(self, d=8, heads=2):
+        super().__init__()
+        self.heads = heads
+        self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.qkv, self.proj = nn.Linear(d, 3 * d), nn.Linear(d, d)
+        self.fc1, self.fc2 = nn.Linear(d, 4 * d), nn.Linear(4 * d, d)
+
+    def forward(self, x):
+        b, t, d = x.shape
+        h = self.heads
+        q, k, v = self.qkv(self.ln1(x)).split(d, dim=-1)  # (B, T, d) each
+        q, k, v = (z.reshape(b, t, h, d // h).permute(0, 2, 1, 3) for z in (q, k, v))
+        att = (q @ k.transpose(-2, -1) / (d // h) ** 0.5).softmax(-1)  # (B, h, T, T)
+        y = (att @ v).permute(0, 2, 1, 3).reshape(b, t, d)
+        x = x + self.proj(y)
+        return x + self.fc2(nn.functional.gelu(self.fc1(self.ln2(x))))
+
+
+def _conv_net():
+    net = nn.Sequential(
+        nn.Conv2d(3, 6, 3, padding=1),
+        nn.BatchNorm2d(6),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(6, 4, 3, padding=1),
+        nn.AvgPool2d(2),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(4, 5),
+    )
+    bn = net[1]
+    bn.running_mean.copy_(ember.randn(6))
+    bn.running_var.copy_(ember.rand(6) + 0.5)
+    return net.eval()
+
+
+def _mlp():
+    return nn.Sequential(
+        nn.Linear(10, 16), nn.Tanh(), nn.Linear(16, 8), nn.Sigmoid(), nn.Linear(8, 3)
+    ).eval()
+
+
+CASES = {
+    "mlp": (_mlp, (10,)),
+    "conv": (_conv_net, (3, 8, 8)),
+    "block": (Block, (4, 8)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_export_runs_in_onnxruntime_for_several_batch_sizes(case, tmp_path):
+    ember.manual_seed(0)
+    build, shape = CASES[case]
+    model = build().eval()
+    path = tmp_path / f"{case}.onnx"
+    ember.onnx.export(
+        model,
+        (ember.randn(2, *shape),),
+        str(path),
+        input_names=["x"],
+        output_names=["y"],
+        dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}},
+    )
+    onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for b in (1, 3, 5):
+        x = ember.randn(b, *shape)
+        with ember.no_grad():
+            want = model(x).numpy()
+        (got,) = sess.run(None, {"x": x.numpy()})
+        np.testing.assert_allclose(got, want, atol=1e-4, rtol=1e-4)
+
+
+def test_export_maps_slices_cat_embedding_and_logsoftmax(tmp_path):
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = nn.Embedding(20, 6)
+
+        def forward(self, ids):
+            e = self.emb(ids)  # (B, T, 6)
+            z = ember.cat([e[:, 1:, :3], e[:, :-1, 3:]], dim=-1).to(ember.float64)
+            return z.log_softmax(-1)
+
+    model = Net().eval()
+    path = str(tmp_path / "emb.onnx")
+    ids = ember.tensor(np.random.default_rng(0).integers(0, 20, (2, 5)))
+    ember.onnx.export(model, (ids,), path, dynamic_axes={"input_0": [0]})
+    onnx.checker.check_model(onnx.load(path))
+    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    for b in (1, 4):
+        ids = ember.tensor(np.random.default_rng(b).integers(0, 20, (b, 5)))
+        with ember.no_grad():
+            want = model(ids).numpy()
+        (got,) = sess.run(None, {"input_0": ids.numpy()})
+        np.testing.assert_allclose(got, want, atol=1e-6)
+
+
+def test_unmapped_op_raises_a_clear_error(tmp_path):
+    with pytest.raises(NotImplementedError, match="no ONNX mapping"):
+        ember.onnx.export(lambda x: x.cumsum(0), (ember.randn(3),), str(tmp_path / "c.onnx"))

@@ -54,7 +54,8 @@ def rl(session):
 @nox.session
 def docs(session):
     """Run every python block of docs/*.md and every doctest under packages/*/src."""
-    session.install(CORE)
+    # every package, since guides cover them all (one install command: local core first)
+    session.install(CORE, *(f"./packages/{name}" for name in DOMAINS))
     session.run("python", "tools/run_docs.py", *session.posargs)
 
 
@@ -81,7 +82,7 @@ def parity(session):
 @nox.session(venv_backend="virtualenv", default=False)
 def bench(session):
     """Run bench/bench_*.py side by side with PyTorch; results go where each script says."""
-    session.install(CORE, TORCH)
+    session.install(CORE, "./packages/vision", "./packages/rl", TORCH)
     session.run("python", "bench/run_all.py", *session.posargs)
 
 

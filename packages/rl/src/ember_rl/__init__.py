@@ -1,10 +1,29 @@
 """Reinforcement learning for ember, the PyTorch-like library (CleanRL-style agents, SB3 names).
 
-What will live here: ``agents`` (one readable file per algorithm: REINFORCE, A2C, PPO; later
-SAC, TD3) exported as ``ember_rl.REINFORCE``, ``ember_rl.A2C`` and ``ember_rl.PPO``,
-``policies`` (actor-critic nets for Discrete and Box spaces), ``buffers`` (rollouts, GAE),
-``envs`` (Gymnasium vector envs, normalization wrappers, seeding), and the
-``python -m ember_rl train|evaluate`` command line. It uses only ember's public API.
+``ember_rl.REINFORCE``, ``ember_rl.A2C`` and ``ember_rl.PPO`` (``agents/``: one file per
+algorithm, its hyperparameter dataclass and its update, around one shared rollout loop) train on
+Gymnasium envs. ``policies`` holds the actor-critic networks for Discrete and Box actions,
+``buffers`` the rollout storage and GAE, ``envs`` vector envs, seeding and VecNormalize-style
+normalisation; ``python -m ember_rl train|evaluate`` is the command line. It uses only ember's
+public API.
 """
 
 __version__ = "0.1.0"
+
+from .agents import A2C, ALGOS, PPO, REINFORCE
+from .buffers import RolloutBuffer, compute_gae
+from .envs import Normalizer, RunningMeanStd, make_vec_env
+from .policies import ActorCritic
+
+__all__ = [
+    "A2C",
+    "ALGOS",
+    "PPO",
+    "REINFORCE",
+    "ActorCritic",
+    "Normalizer",
+    "RolloutBuffer",
+    "RunningMeanStd",
+    "compute_gae",
+    "make_vec_env",
+]

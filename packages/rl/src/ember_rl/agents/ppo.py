@@ -1,0 +1,125 @@
+"""Proximal Policy Optimization (Schulman et al. 2017), clipped objective, SB3's defaults.
+
+Per rollout of ``n_steps x n_envs`` steps: GAE(lambda) advantages, then ``n_epochs`` passes of
+shuffled minibatches of ``batch_size`` minimising
+
+    -min(ratio * A, clip(ratio, 1 - clip_range, 1 + clip_range) * A)
+    + vf_coef * (returns - V)^2 - ent_coef * entropy
+
+with ``ratio = pi(a|s) / pi_old(a|s)`` and gradients clipped to ``max_grad_norm``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+import ember
+
+from ._base import OnPolicyAgent, get_schedule
+
+__all__ = ["PPO", "PPOConfig"]
+
+
+@dataclass
+class PPOConfig:
+    """PPO's hyperparameters (Stable-Baselines3's names and defaults)."""
+
+    learning_rate: float | str = 3e-4
+    """Adam's step size: a number, or ``"lin_<start>"`` to anneal linearly to zero."""
+    n_steps: int = 2048
+    """Steps per env per rollout; a rollout holds ``n_steps * n_envs`` transitions."""
+    batch_size: int = 64
+    """Minibatch size for the gradient steps."""
+    n_epochs: int = 10
+    """Passes over each rollout."""
+    gamma: float = 0.99
+    """Discount factor."""
+    gae_lambda: float = 0.95
+    """GAE's bias/variance trade-off (1: Monte Carlo returns, 0: one-step TD)."""
+    clip_range: float | str = 0.2
+    """Policy ratio clipping, a number or ``"lin_<start>"``."""
+    clip_range_vf: float | str | None = None
+    """If set, clip the value change per update to this range (OpenAI's value clipping);
+    it depends on the reward scale. ``None`` disables it."""
+    normalize_advantage: bool = True
+    """Standardise advantages within each minibatch."""
+    ent_coef: float = 0.0
+    """Weight of the entropy bonus."""
+    vf_coef: float = 0.5
+    """Weight of the value loss."""
+    max_grad_norm: float | None = 0.5
+    """Clip the global gradient norm to this value (``None``: no clipping)."""
+    target_kl: float | None = None
+    """Stop the epochs of an update early once the approximate KL exceeds ``1.5 * target_kl``."""
+    policy_kwargs: dict = field(default_factory=dict)
+    """Passed to :class:`ember_rl.policies.ActorCritic` (``net_arch``, ``activation_fn``, ...)."""
+    n_envs: int = 1
+    """Parallel envs when the agent is given an env id."""
+    vectorization: str = "sync"
+    """``"sync"`` (SyncVectorEnv) or ``"async"`` (AsyncVectorEnv, one process per env)."""
+    norm_obs: bool = False
+    """Normalise observations by running mean/std (SB3 VecNormalize's ``norm_obs``)."""
+    norm_reward: bool = False
+    """Divide rewards by the running std of the discounted return (VecNormalize's
+    ``norm_reward``)."""
+
+
+class PPO(OnPolicyAgent):
+    """PPO agent: ``PPO(env_id_or_env, seed=None, **hyperparameters)`` (see :class:`PPOConfig`).
+
+    >>> agent = PPO("CartPole-v1", seed=0, n_steps=16, batch_size=16, n_epochs=1)
+    >>> _ = agent.learn(total_steps=32, progress=False)
+    >>> agent.num_timesteps
+    32
+    >>> int(agent.predict([0.0, 0.0, 0.0, 0.0])) in (0, 1)
+    True
+    """
+
+    Config = PPOConfig
+    algo = "ppo"
+
+    def _update(self, buffer, progress_remaining: float) -> dict:
+        cfg = self.config
+        self._set_lr(progress_remaining)
+        clip_range = get_schedule(cfg.clip_range)(progress_remaining)
+        clip_vf = None
+        if cfg.clip_range_vf is not None:
+            clip_vf = get_schedule(cfg.clip_range_vf)(progress_remaining)
+        stats = {"policy_loss": [], "value_loss": [], "entropy": [], "approx_kl": [], "clip": []}
+        for _ in range(cfg.n_epochs):
+            kls = []
+            for batch in buffer.get(cfg.batch_size, self.rng):
+                values, log_prob, entropy = self.policy.evaluate_actions(
+                    batch["obs"], batch["actions"]
+                )
+                advantages = batch["advantages"]
+                if cfg.normalize_advantage and advantages.numel() > 1:
+                    advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+                log_ratio = log_prob - batch["log_probs"]
+                ratio = log_ratio.exp()
+                surrogate = ember.minimum(
+                    ratio * advantages, ratio.clamp(1 - clip_range, 1 + clip_range) * advantages
+                )
+                policy_loss = -surrogate.mean()
+                if clip_vf is not None:
+                    old = batch["values"]
+                    values = old + (values - old).clamp(-clip_vf, clip_vf)
+                value_loss = ((batch["returns"] - values) ** 2).mean()
+                entropy_loss = -entropy.mean()
+                loss = policy_loss + cfg.ent_coef * entropy_loss + cfg.vf_coef * value_loss
+                with ember.no_grad():  # Schulman's low-variance estimator of KL(old || new)
+                    approx_kl = float(((ratio - 1) - log_ratio).mean())
+                    clipped = float(((ratio - 1).abs() > clip_range).float().mean())
+                kls.append(approx_kl)
+                if cfg.target_kl is not None and approx_kl > 1.5 * cfg.target_kl:
+                    break
+                self._step_optimizer(loss)
+                for key, value in zip(
+                    stats, (policy_loss, value_loss, -entropy_loss, approx_kl, clipped)
+                ):
+                    stats[key].append(float(value))
+            if cfg.target_kl is not None and kls and kls[-1] > 1.5 * cfg.target_kl:
+                break
+        return {key: float(np.mean(v)) if v else float("nan") for key, v in stats.items()}

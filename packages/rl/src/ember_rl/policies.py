@@ -1,0 +1,174 @@
+"""Actor-critic MLP policies for Discrete and Box action spaces (SB3's ``MlpPolicy``).
+
+The actor outputs a :class:`~ember.distributions.Categorical` for ``Discrete`` actions and a
+diagonal Gaussian (``Independent(Normal(mean, exp(log_std)), 1)``, with a state-independent
+``log_std`` parameter) for ``Box`` actions. The critic outputs ``V(s)``. Layers are initialised
+orthogonally like SB3 and CleanRL: gain sqrt(2) for hidden layers, 0.01 for the policy head,
+1 for the value head, biases zero.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from gymnasium import spaces
+
+import ember
+from ember import nn
+from ember.distributions import Categorical, Independent, Normal
+
+__all__ = ["ActorCritic", "mlp"]
+
+ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU, "leaky_relu": nn.LeakyReLU}
+
+
+def _activation_name(activation_fn) -> str:
+    if isinstance(activation_fn, str):
+        name = activation_fn.lower()
+    else:  # SB3 passes the class itself, e.g. nn.ReLU
+        name = {cls: key for key, cls in ACTIVATIONS.items()}.get(activation_fn)
+    if name not in ACTIVATIONS:
+        raise ValueError(f"activation_fn must be one of {sorted(ACTIVATIONS)}, got {activation_fn}")
+    return name
+
+
+def _layer(in_features: int, out_features: int, gain: float, ortho_init: bool) -> nn.Linear:
+    layer = nn.Linear(in_features, out_features)
+    if ortho_init:
+        nn.init.orthogonal_(layer.weight, gain)
+        nn.init.zeros_(layer.bias)
+    return layer
+
+
+def mlp(in_features: int, sizes, activation: str = "tanh", ortho_init: bool = True):
+    """A ``Sequential`` of Linear + activation layers; ``sizes`` may be empty (identity).
+
+    >>> mlp(4, [64, 64])
+    Sequential(
+      (0): Linear(in_features=4, out_features=64, bias=True)
+      (1): Tanh()
+      (2): Linear(in_features=64, out_features=64, bias=True)
+      (3): Tanh()
+    )
+    """
+    layers = []
+    for size in sizes:
+        layers += [_layer(in_features, size, math.sqrt(2), ortho_init), ACTIVATIONS[activation]()]
+        in_features = size
+    return nn.Sequential(*layers)
+
+
+def _split_net_arch(net_arch):
+    """SB3's ``net_arch``: a list (same sizes for both nets) or ``dict(pi=[...], vf=[...])``."""
+    if isinstance(net_arch, dict):
+        return list(net_arch.get("pi", [])), list(net_arch.get("vf", []))
+    return list(net_arch), list(net_arch)
+
+
+class ActorCritic(nn.Module):
+    """Policy and value networks for a Gymnasium observation space and action space.
+
+    Keyword arguments follow SB3's ``policy_kwargs``: ``net_arch`` (list or
+    ``dict(pi=..., vf=...)``, default ``[64, 64]``), ``activation_fn`` (``"tanh"`` or the class),
+    ``ortho_init``, ``log_std_init`` and ``share_features_extractor`` (one trunk, the ``pi``
+    sizes, feeds both heads).
+
+    >>> import gymnasium as gym
+    >>> _ = ember.manual_seed(0)
+    >>> policy = ActorCritic(gym.spaces.Box(-1, 1, (4,)), gym.spaces.Discrete(2))
+    >>> dist, value = policy(ember.zeros(3, 4))
+    >>> dist.sample().shape, value.shape
+    (ember.Size([3]), ember.Size([3]))
+    >>> int(policy.predict(np.zeros(4, np.float32)))
+    0
+    """
+
+    def __init__(
+        self,
+        observation_space,
+        action_space,
+        net_arch=(64, 64),
+        activation_fn="tanh",
+        ortho_init: bool = True,
+        log_std_init: float = 0.0,
+        share_features_extractor: bool = False,
+    ):
+        super().__init__()
+        if not isinstance(observation_space, spaces.Box):
+            raise TypeError(f"observations must be a Box space, got {observation_space}")
+        self.observation_space, self.action_space = observation_space, action_space
+        self.obs_dim = int(np.prod(observation_space.shape))
+        activation = _activation_name(activation_fn)
+        pi_sizes, vf_sizes = _split_net_arch(net_arch)
+        self.share_features_extractor = share_features_extractor
+        self.pi_net = mlp(self.obs_dim, pi_sizes, activation, ortho_init)
+        if share_features_extractor:
+            vf_sizes = pi_sizes
+            self.vf_net = None
+        else:
+            self.vf_net = mlp(self.obs_dim, vf_sizes, activation, ortho_init)
+        pi_out = pi_sizes[-1] if pi_sizes else self.obs_dim
+        vf_out = vf_sizes[-1] if vf_sizes else self.obs_dim
+        if isinstance(action_space, spaces.Discrete):
+            self.action_head = _layer(pi_out, int(action_space.n), 0.01, ortho_init)
+            self.log_std = None
+        elif isinstance(action_space, spaces.Box):
+            action_dim = int(np.prod(action_space.shape))
+            self.action_head = _layer(pi_out, action_dim, 0.01, ortho_init)
+            self.log_std = nn.Parameter(ember.full((action_dim,), float(log_std_init)))
+        else:
+            raise TypeError(f"actions must be a Discrete or Box space, got {action_space}")
+        self.value_head = _layer(vf_out, 1, 1.0, ortho_init)
+
+    def _features(self, obs):
+        obs = obs.reshape(obs.shape[0], self.obs_dim)  # (batch, obs_dim)
+        pi_latent = self.pi_net(obs)
+        vf_latent = pi_latent if self.vf_net is None else self.vf_net(obs)
+        return pi_latent, vf_latent
+
+    def _distribution(self, pi_latent):
+        if self.log_std is None:
+            return Categorical(logits=self.action_head(pi_latent))
+        mean = self.action_head(pi_latent)  # (batch, action_dim)
+        return Independent(Normal(mean, self.log_std.exp().expand_as(mean)), 1)
+
+    def forward(self, obs):
+        """``(action distribution, value)`` for a batch of observations ``(batch, *obs_shape)``."""
+        pi_latent, vf_latent = self._features(obs)
+        return self._distribution(pi_latent), self.value_head(vf_latent).squeeze(-1)
+
+    def value(self, obs):
+        """``V(s)`` for a batch of observations, shape ``(batch,)``."""
+        return self.forward(obs)[1]
+
+    def evaluate_actions(self, obs, actions):
+        """``(values, log_prob(actions), entropy)`` for a batch, each of shape ``(batch,)``."""
+        dist, values = self.forward(obs)
+        if self.log_std is not None:
+            actions = actions.reshape(actions.shape[0], -1)
+        return values, dist.log_prob(actions), dist.entropy()
+
+    def act(self, obs, deterministic: bool = False):
+        """``(actions, values, log_probs)`` as NumPy arrays for a batch of NumPy observations."""
+        with ember.no_grad():
+            dist, values = self.forward(ember.as_tensor(np.asarray(obs, dtype=np.float32)))
+            if deterministic:
+                actions = dist.mode if self.log_std is not None else dist.probs.argmax(-1)
+            else:
+                actions = dist.sample()
+            log_probs = dist.log_prob(actions)
+        actions = actions.numpy()
+        if self.log_std is not None:
+            actions = actions.reshape((-1,) + self.action_space.shape)
+        return actions, values.numpy(), log_probs.numpy()
+
+    def predict(self, obs, deterministic: bool = True):
+        """Actions for one observation or a batch (NumPy in, NumPy out); Box actions are clipped
+        to the action space's bounds, as SB3 does before stepping the env."""
+        obs = np.asarray(obs, dtype=np.float32)
+        single = obs.shape == self.observation_space.shape
+        actions, _, _ = self.act(obs[None] if single else obs, deterministic)
+        if self.log_std is not None:
+            actions = np.clip(actions, self.action_space.low, self.action_space.high)
+        return actions[0] if single else actions

@@ -38,6 +38,7 @@ from .backend.dtypes import (
 )
 from .backend.dtypes import bool_ as bool  # noqa: A001 - PyTorch's name
 from .backend.random import initial_seed, manual_seed
+from .backend.threads import get_num_threads, set_num_threads
 from .creation import (
     arange,
     as_tensor,

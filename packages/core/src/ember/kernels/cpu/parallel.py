@@ -32,6 +32,15 @@ def _executor() -> ThreadPoolExecutor:
     return _pool
 
 
+def set_workers(n: int) -> None:
+    """Use ``n`` threads (the calling thread included) for blocked kernels from now on."""
+    global _WORKERS, _pool
+    if _pool is not None:
+        _pool.shutdown(wait=True)
+        _pool = None
+    _WORKERS = max(1, int(n))
+
+
 def blocks(n: int, parts: int):
     """``parts`` contiguous (start, stop) ranges covering ``range(n)``."""
     step = -(-n // parts)

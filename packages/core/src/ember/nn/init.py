@@ -90,14 +90,26 @@ def _calculate_correct_fan(tensor, mode: str) -> int:
     return fan_in if mode == "fan_in" else fan_out
 
 
+def _draw_dtype(tensor):
+    # float64 tensors get float64 draws; everything narrower is drawn in float32, which is
+    # 3-4x faster for large layers (VGG's 25088x4096 Linear: seconds otherwise)
+    return np.float64 if tensor._data.dtype == np.float64 else np.float32
+
+
 def uniform_(tensor, a: float = 0.0, b: float = 1.0, generator=None):
     """Fill with draws from U(a, b)."""
-    return _write(tensor, rng(generator).uniform(a, b, tuple(tensor.shape)))
+    u = rng(generator).random(tuple(tensor.shape), dtype=_draw_dtype(tensor))
+    u *= b - a
+    u += a
+    return _write(tensor, u)
 
 
 def normal_(tensor, mean: float = 0.0, std: float = 1.0, generator=None):
     """Fill with draws from N(mean, std**2)."""
-    return _write(tensor, rng(generator).normal(mean, std, tuple(tensor.shape)))
+    z = rng(generator).standard_normal(tuple(tensor.shape), dtype=_draw_dtype(tensor))
+    z *= std
+    z += mean
+    return _write(tensor, z)
 
 
 def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0, generator=None):

@@ -1,11 +1,21 @@
 """Text for ember, the PyTorch-like library (a Hugging Face-style toolkit on ember).
 
-What will live here: ``tokenizers`` (SentencePiece train/load/encode; tokenizer.json, WordPiece
-and byte-level BPE through the ``tokenizers`` library, behind one Tokenizer interface),
-``models`` (BERT-family encoder, GPT-2-style decoder with KV cache, encoder-decoder
-Transformer), ``generation`` (greedy, sampling, beam search), ``pretrained`` (Hugging Face
-layout directories), ``tasks`` (sentiment classification, translation), ``AutoTokenizer``,
-``AutoModel`` and ``SentenceEncoder``. It uses only ember's public API.
+``tokenizers`` (SentencePiece train/load/encode; tokenizer.json, WordPiece and byte-level BPE
+through the ``tokenizers`` library, behind one Tokenizer interface), ``models`` (BERT encoder,
+GPT-2 decoder with KV cache), ``generation`` (greedy and sampling), ``pretrained`` (Hugging
+Face layout directories), ``AutoTokenizer`` and ``AutoModel``. It uses only ember's public API.
 """
 
 __version__ = "0.1.0"
+
+from .generation import generate
+from .models import (
+    BertConfig,
+    BertForSequenceClassification,
+    BertModel,
+    GPT2Config,
+    GPT2LMHeadModel,
+    GPT2Model,
+)
+from .pretrained import AutoModel, AutoModelForCausalLM, AutoModelForSequenceClassification
+from .tokenizers import AutoTokenizer, HFTokenizer, SentencePieceTokenizer, Tokenizer

@@ -1,0 +1,20 @@
+"""Models with Hugging Face's module trees and state_dict keys: BERT and GPT-2."""
+
+from .bert import BertConfig, BertForSequenceClassification, BertModel
+from .gpt2 import GPT2Config, GPT2LMHeadModel, GPT2Model
+
+# model_type -> task -> class, for the Auto classes
+MODEL_CLASSES = {
+    "bert": {"base": BertModel, "sequence-classification": BertForSequenceClassification},
+    "gpt2": {"base": GPT2Model, "causal-lm": GPT2LMHeadModel},
+}
+
+__all__ = [
+    "BertConfig",
+    "BertForSequenceClassification",
+    "BertModel",
+    "GPT2Config",
+    "GPT2LMHeadModel",
+    "GPT2Model",
+    "MODEL_CLASSES",
+]

@@ -61,8 +61,10 @@ def docs(session):
 
 @nox.session
 def demo(session):
-    session.install(CORE, "scikit-learn")
+    """Train on scikit-learn's digits: a small conv net, then ember_vision's ResNet-18."""
+    session.install(CORE, "./packages/vision", "scikit-learn")
     session.run("python", "examples/train_digits.py", *session.posargs)
+    session.run("python", "examples/train_digits_vision.py", *session.posargs)
 
 
 @nox.session

@@ -212,11 +212,9 @@ CONVT = [
 
 CASES = CONV2D + CONV1D + CONVT
 
-_NO_GPU_KERNELS = pytest.mark.xfail(
-    raises=NotImplementedError,
-    strict=True,
-    reason="convolution on CUDA tensors arrives with the GPU backend (kernels/cuda)",
-)
+# convolution on CUDA runs the array-module-generic im2col/window kernels on CuPy; not yet run on
+# a GPU, so a pass or a failure there is reported (-rxX) rather than enforced
+_NO_GPU_KERNELS = pytest.mark.xfail(strict=False, reason="unverified on GPU")
 
 for _case in CASES:
     _case.gpu_marks = (_NO_GPU_KERNELS,)

@@ -190,11 +190,9 @@ ADAPTIVE = [
 
 CASES = MAX + AVG + ADAPTIVE
 
-_NO_GPU_KERNELS = pytest.mark.xfail(
-    raises=NotImplementedError,
-    strict=True,
-    reason="pooling on CUDA tensors arrives with the GPU backend (kernels/cuda)",
-)
+# pooling on CUDA runs the array-module-generic im2col/window kernels on CuPy; not yet run on
+# a GPU, so a pass or a failure there is reported (-rxX) rather than enforced
+_NO_GPU_KERNELS = pytest.mark.xfail(strict=False, reason="unverified on GPU")
 
 # adaptive pooling to non-divisible sizes is built from slicing and mean, which run on CUDA
 for _case in MAX + AVG + [c for c in ADAPTIVE if c.name == "adaptive_avg_pool2d_div"]:

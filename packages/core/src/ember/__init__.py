@@ -255,7 +255,9 @@ def set_printoptions(precision=None, threshold=None, edgeitems=None, linewidth=N
     """Accepted for compatibility; ember prints with 4 decimals like PyTorch's default."""
 
 
-from . import data, distributions, hub, jit, nn, onnx, optim, utils  # noqa: E402
+from . import amp, backends, data, distributions, hub, jit, nn, onnx, optim, utils  # noqa: E402
+from .amp import autocast  # noqa: E402
+from .backends import get_float32_matmul_precision, set_float32_matmul_precision  # noqa: E402
 from .serialization import load, save  # noqa: E402
 
 __version__ = "0.1.0"

@@ -42,3 +42,108 @@ def manual_seed(seed: int) -> None:
 
 
 manual_seed_all = manual_seed
+
+
+_NO_CUDA = (
+    "ember was not given CUDA: install CuPy (pip install 'ember[cuda]') on a machine with an "
+    "NVIDIA GPU"
+)
+_PEAK = {}  # device index -> highest memory_allocated seen since the last reset
+
+
+def _require():
+    """CuPy, or a RuntimeError naming it when CuPy or a GPU is missing."""
+    cp = _cupy()
+    if cp is None or device_count() == 0:
+        raise RuntimeError(_NO_CUDA)
+    return cp
+
+
+def _index(device) -> int:
+    """A device argument (None, int, "cuda:1", ember.device) as a GPU index."""
+    if device is None:
+        return current_device()
+    if isinstance(device, int):
+        return device
+    from .backend.device import to_device
+
+    d = to_device(device)
+    if d.type != "cuda":
+        raise ValueError(f"Expected a cuda device, but got: {d}")
+    return current_device() if d.index is None else d.index
+
+
+def current_device() -> int:
+    """Index of the selected GPU; raises RuntimeError without CuPy or a GPU."""
+    return int(_require().cuda.runtime.getDevice())
+
+
+def set_device(device) -> None:
+    """Select the GPU that new CUDA work runs on; raises RuntimeError without CuPy or a GPU."""
+    cp = _require()
+    cp.cuda.runtime.setDevice(_index(device))
+
+
+def get_device_name(device=None) -> str:
+    """The GPU's marketing name, e.g. ``"NVIDIA H200"``."""
+    cp = _require()
+    name = cp.cuda.runtime.getDeviceProperties(_index(device))["name"]
+    return name.decode() if isinstance(name, bytes) else str(name)
+
+
+def memory_allocated(device=None) -> int:
+    """Bytes held by live CUDA tensors (CuPy's default memory pool); 0 without CuPy.
+
+    >>> import ember
+    >>> ember.cuda.memory_allocated() >= 0
+    True
+    """
+    cp = _cupy()
+    if cp is None or device_count() == 0:
+        return 0
+    idx = _index(device)
+    with cp.cuda.Device(idx):
+        used = int(cp.get_default_memory_pool().used_bytes())
+    if used > _PEAK.get(idx, 0):
+        _PEAK[idx] = used
+    return used
+
+
+def max_memory_allocated(device=None) -> int:
+    """The highest ``memory_allocated`` seen since the last ``reset_peak_memory_stats``.
+
+    CuPy's pool is polled, not hooked: the peak is the largest value seen by a call to this
+    function or to ``memory_allocated``, so a spike between two calls is missed. 0 without CuPy.
+    """
+    used = memory_allocated(device)
+    if _cupy() is None or device_count() == 0:
+        return 0
+    return max(_PEAK.get(_index(device), 0), used)
+
+
+def memory_reserved(device=None) -> int:
+    """Bytes CuPy's pool holds from the driver (used and cached); 0 without CuPy."""
+    cp = _cupy()
+    if cp is None or device_count() == 0:
+        return 0
+    with cp.cuda.Device(_index(device)):
+        return int(cp.get_default_memory_pool().total_bytes())
+
+
+def reset_peak_memory_stats(device=None) -> None:
+    """Start peak tracking afresh from the current allocation; a no-op without CuPy."""
+    cp = _cupy()
+    if cp is None or device_count() == 0:
+        return
+    idx = _index(device)
+    _PEAK[idx] = 0
+    memory_allocated(idx)
+
+
+def empty_cache() -> None:
+    """Give cached, unused GPU blocks back to the driver; a no-op without CuPy."""
+    cp = _cupy()
+    if cp is None or device_count() == 0:
+        return
+    cp.get_default_memory_pool().free_all_blocks()
+    cp.get_default_pinned_memory_pool().free_all_blocks()

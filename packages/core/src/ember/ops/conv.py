@@ -4,14 +4,14 @@ gradient. Each is the adjoint of another, so all three differentiate twice."""
 from __future__ import annotations
 
 from .._tensor import Tensor
+from ..amp import autocast_mode as _amp
 from ..autograd.function import Primitive
-from ..backend.device import array_module
 from ..kernels.cpu import conv as _k
 
 
 def _kernels(arr):
-    if array_module(arr).__name__ != "numpy":  # pragma: no cover - GPU machines only
-        raise NotImplementedError("conv2d on CUDA tensors arrives with the GPU backend")
+    # one module for both devices: the im2col kernels take their array module (NumPy or
+    # CuPy) from the arrays they get; CuPy runs them on cuBLAS until the cuDNN frontend lands
     return _k
 
 
@@ -120,6 +120,8 @@ def _same_padding(w, dilation):
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """2-D cross-correlation over (N, C, H, W) input, as ``F.conv2d``."""
+    if _amp.STATE.on:
+        input, weight, bias = _amp.lower_precision(input, weight, bias)
     unbatched = input._data.ndim == 3
     if unbatched:
         input = input.unsqueeze(0)

@@ -7,6 +7,7 @@ import re
 import string
 
 from .._tensor import Tensor
+from ..amp import autocast_mode as _amp
 from ..autograd.function import Primitive
 from ..backend.device import array_module
 from ._util import result_dtype, sum_to
@@ -74,6 +75,8 @@ def _check_mm(a, b, op):
 
 def matmul(input, other):
     """Matrix product with NumPy/PyTorch broadcasting of batch dimensions."""
+    if _amp.STATE.on:
+        input, other = _amp.lower_precision(input, other)
     if input._data.dtype != other._data.dtype:
         rt = result_dtype(input, other)
         input, other = input.to(rt), other.to(rt)
@@ -153,6 +156,8 @@ class Linear(Primitive):
 
 def linear(input, weight, bias=None):
     """``input @ weight.T + bias`` (``F.linear``)."""
+    if _amp.STATE.on:
+        input, weight, bias = _amp.lower_precision(input, weight, bias)
     if input._data.shape[-1:] != weight._data.shape[-1:]:
         raise RuntimeError(
             f"linear: mat1 and mat2 shapes cannot be multiplied "
@@ -291,6 +296,8 @@ def einsum(equation, *operands):
     """Einstein summation, e.g. ``einsum("bij,bjk->bik", a, b)`` (``...`` supported)."""
     if len(operands) == 1 and isinstance(operands[0], list | tuple):
         operands = tuple(operands[0])
+    if _amp.STATE.on:
+        operands = _amp.lower_precision(*operands)
     if not all(isinstance(t, Tensor) for t in operands):
         raise TypeError("einsum(): operands must be Tensors")
     if len({t._data.dtype for t in operands}) > 1:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._tensor import _make, _wrap_dim
+from ..amp import autocast_mode as _amp
 from ..autograd.function import Primitive
 from ..autograd.grad_mode import STATE
 from ..backend.device import array_module
@@ -80,6 +81,8 @@ def _softmax_in(input, dim, dtype, op):
 
 def softmax(input, dim=None, dtype=None):
     """``exp(x) / sum(exp(x))`` along ``dim``, computed stably."""
+    if _amp.STATE.on:
+        (input,) = _amp.full_precision(input)
     input, ax = _softmax_in(input, dim, dtype, "softmax")
     if input._data.ndim == 0:
         return input * 0 + 1
@@ -88,6 +91,8 @@ def softmax(input, dim=None, dtype=None):
 
 def log_softmax(input, dim=None, dtype=None):
     """``log(softmax(x))`` along ``dim``, computed stably."""
+    if _amp.STATE.on:
+        (input,) = _amp.full_precision(input)
     input, ax = _softmax_in(input, dim, dtype, "log_softmax")
     if input._data.ndim == 0:
         return input * 0
@@ -212,6 +217,8 @@ def _layer_norm_grads(g, w, xhat, rstd, ax, lead, needs):
 
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     """Normalize over the last ``len(normalized_shape)`` dims, then scale and shift."""
+    if _amp.STATE.on:
+        input, weight, bias = _amp.full_precision(input, weight, bias)
     if isinstance(normalized_shape, int):
         normalized_shape = (normalized_shape,)
     normalized_shape = tuple(normalized_shape)

@@ -10,8 +10,9 @@ from .conv import _pair
 
 
 def _cpu(arr):
-    if array_module(arr).__name__ != "numpy":  # pragma: no cover - GPU machines only
-        raise NotImplementedError("pooling on CUDA tensors arrives with the GPU backend")
+    # the window kernels take their array module (NumPy or CuPy) from the arrays they get,
+    # so CUDA tensors need no separate path; this stays the hook for a cuDNN pooling kernel
+    return None
 
 
 class MaxPool2d(Primitive):
@@ -87,12 +88,13 @@ def _flat_indices(node, x, cfg, out):
 
     from .._tensor import _make
 
-    vals, xp = _k.max_pool(x._data, *cfg)
+    vals, padded = _k.max_pool(x._data, *cfg)
     (kh, kw), (sh, sw), (ph, pw), (dh, dw), _ = cfg
-    idx = _k.max_pool_indices(xp, vals, (kh, kw), (sh, sw), (dh, dw))
+    idx = _k.max_pool_indices(padded, vals, (kh, kw), (sh, sw), (dh, dw))
     oh, ow = idx.shape[2:]
-    r = np.arange(oh)[:, None] * sh - ph + (idx // kw) * dh
-    c = np.arange(ow)[None, :] * sw - pw + (idx % kw) * dw
+    am = array_module(idx)  # NumPy or CuPy, like the input
+    r = am.arange(oh)[:, None] * sh - ph + (idx // kw) * dh
+    c = am.arange(ow)[None, :] * sw - pw + (idx % kw) * dw
     return _make((r * x._data.shape[3] + c).astype(np.int64))
 
 

@@ -1,15 +1,25 @@
-"""2-D convolution on NumPy arrays by im2col and one batched GEMM per call.
+"""2-D convolution by im2col and one batched GEMM per call, on NumPy or CuPy arrays.
 
 Shapes: x (N, C, H, W); w (O, C/groups, kh, kw); y (N, O, oh, ow). ``cols`` is the
 (groups, C/groups*kh*kw, N*oh*ow) matrix of input windows; the three functions below are the
 forward and the two gradients, and each is the adjoint of another, which is what lets the
 autograd ops differentiate them twice.
+
+Every function takes its array module from its array argument (``array_module``), so the same
+code runs on CuPy arrays (cuBLAS GEMMs), the CUDA fallback until the cuDNN frontend lands.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
+
+from ...backend.device import array_module
+
+
+def xp_of(a):
+    """``numpy`` for a NumPy array, else the array's module (CuPy), read without a fallback."""
+    return np if isinstance(a, np.ndarray) else array_module(a)
 
 
 def out_size(n: int, k: int, s: int, p: int, d: int) -> int:
@@ -20,7 +30,7 @@ def out_size(n: int, k: int, s: int, p: int, d: int) -> int:
 def _pad(x, ph, pw):
     if not (ph or pw):
         return x
-    return np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    return xp_of(x).pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
 
 
 def windows(xp, kh, kw, oh, ow, stride, dilation):
@@ -28,9 +38,10 @@ def windows(xp, kh, kw, oh, ow, stride, dilation):
     n, c = xp.shape[:2]
     s0, s1, s2, s3 = xp.strides
     (sh, sw), (dh, dw) = stride, dilation
-    return as_strided(
-        xp, (n, c, oh, ow, kh, kw), (s0, s1, s2 * sh, s3 * sw, s2 * dh, s3 * dw), writeable=False
-    )
+    shape, strides = (n, c, oh, ow, kh, kw), (s0, s1, s2 * sh, s3 * sw, s2 * dh, s3 * dw)
+    if isinstance(xp, np.ndarray):
+        return as_strided(xp, shape, strides, writeable=False)
+    return xp_of(xp).lib.stride_tricks.as_strided(xp, shape, strides)
 
 
 def im2col(x, kh, kw, stride, padding, dilation, groups):
@@ -53,7 +64,7 @@ def _bmm(a, b):
     slow loop when an operand is a transposed view; the 2-D ``@`` hands BLAS the transpose."""
     if a.shape[0] == 1:
         return (a[0] @ b[0])[None]
-    return np.stack([x @ y for x, y in zip(a, b)])
+    return xp_of(a).stack([x @ y for x, y in zip(a, b)])
 
 
 def _gy(g, groups):
@@ -81,13 +92,13 @@ def conv2d(x, w, stride, padding, dilation, groups):
     n = x.shape[0]
     cols, (oh, ow) = im2col(x, kh, kw, stride, padding, dilation, groups)
     if groups == 1 and cg * kh * kw <= _SMALL_K:
-        y = np.matmul(w.reshape(o, -1), _per_sample(cols, n))  # (N, O, oh*ow)
+        y = xp_of(x).matmul(w.reshape(o, -1), _per_sample(cols, n))  # (N, O, oh*ow)
         return y.astype(x.dtype, copy=False).reshape(n, o, oh, ow), cols
     wm = w.reshape(groups, o // groups, cg * kh * kw)
     y = _bmm(wm, cols)  # (G, O/G, N*oh*ow)
     y = y.reshape(groups, o // groups, n, oh, ow).transpose(2, 0, 1, 3, 4)
     # NumPy's bfloat16 matmul returns float32; ascontiguousarray copies anyway
-    return np.ascontiguousarray(y, dtype=x.dtype).reshape(n, o, oh, ow), cols
+    return xp_of(x).ascontiguousarray(y, dtype=x.dtype).reshape(n, o, oh, ow), cols
 
 
 def conv2d_input_grad(g, w, x_shape, stride, padding, dilation, groups):
@@ -99,7 +110,7 @@ def conv2d_input_grad(g, w, x_shape, stride, padding, dilation, groups):
     dcols = _bmm(wm.transpose(0, 2, 1), _gy(g, groups))  # (G, cg*kh*kw, N*oh*ow)
     dcols = dcols.astype(g.dtype, copy=False).reshape(groups, cg, kh, kw, n, oh, ow)
     (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
-    dx = np.zeros((n, c, h + 2 * ph, wd + 2 * pw), g.dtype)
+    dx = xp_of(g).zeros((n, c, h + 2 * ph, wd + 2 * pw), g.dtype)
     for i in range(kh):
         for j in range(kw):
             r, q = i * dh, j * dw

@@ -1,4 +1,5 @@
-"""Pooling windows on NumPy arrays: max (with argmax indices) and average, and their adjoints."""
+"""Pooling windows on NumPy or CuPy arrays: max (with argmax indices) and average, and their
+adjoints. The array module comes from the array argument, as in ``conv``."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import math
 
 import numpy as np
 
-from .conv import windows
+from .conv import windows, xp_of
 
 
 def pool_out(n, k, s, p, d, ceil_mode):
@@ -24,7 +25,7 @@ def _padded(x, k, s, p, d, out, fill):
     extra = [max(nd - (n + 2 * pp), 0) for nd, n, pp in zip(need, x.shape[2:], p)]
     widths = ((0, 0), (0, 0), (p[0], p[0] + extra[0]), (p[1], p[1] + extra[1]))
     if any(any(w) for w in widths):
-        return np.pad(x, widths, constant_values=fill)
+        return xp_of(x).pad(x, widths, constant_values=fill)
     return x
 
 
@@ -50,7 +51,7 @@ def max_pool(x, k, s, p, d, ceil_mode):
     best = None
     for _, rows, cols in _offsets(k, s, d, oh, ow):
         v = xp[:, :, rows, cols]
-        best = v.copy() if best is None else np.maximum(best, v, out=best)
+        best = v.copy() if best is None else xp_of(x).maximum(best, v, out=best)
     return best, xp
 
 
@@ -58,8 +59,9 @@ def max_pool_indices(xp, best, k, s, d):
     """The flat in-window index of each window's maximum: the first position holding it, as
     PyTorch's kernel picks (a NaN maximum matches the first NaN)."""
     oh, ow = best.shape[2:]
-    idx = np.zeros(best.shape, np.int32)
-    todo = np.ones(best.shape, bool)
+    xm = xp_of(best)
+    idx = xm.zeros(best.shape, np.int32)
+    todo = xm.ones(best.shape, bool)
     nan = best != best
     for flat, rows, cols in _offsets(k, s, d, oh, ow):
         v = xp[:, :, rows, cols]
@@ -78,8 +80,9 @@ def scatter_first_max(g, xp, best, x_shape, k, s, p, d):
     overlap = s[0] < k[0] * d[0] or s[1] < k[1] * d[1]
     # windows that tile the input exactly write every element once: no zero fill needed
     tiled = s == k and d == (1, 1) and xp.shape[2:] == (oh * k[0], ow * k[1])
-    dx = np.empty(xp.shape, g.dtype) if tiled else np.zeros(xp.shape, g.dtype)
-    todo = np.ones(best.shape, bool)
+    xm = xp_of(g)
+    dx = xm.empty(xp.shape, g.dtype) if tiled else xm.zeros(xp.shape, g.dtype)
+    todo = xm.ones(best.shape, bool)
     nan = best != best
     has_nan = bool(nan.any())
     last = k[0] * k[1] - 1
@@ -95,7 +98,7 @@ def scatter_first_max(g, xp, best, x_shape, k, s, p, d):
         if overlap:
             dx[:, :, rows, cols] += g * hit
         else:
-            np.multiply(g, hit, out=dx[:, :, rows, cols])
+            xm.multiply(g, hit, out=dx[:, :, rows, cols])
     return dx[:, :, p[0] : p[0] + h, p[1] : p[1] + w]
 
 
@@ -105,7 +108,7 @@ def scatter_windows(g, idx, x_shape, k, s, p, d):
     oh, ow = g.shape[2:]
     hp = max(h + 2 * p[0], (oh - 1) * s[0] + d[0] * (k[0] - 1) + 1)
     wp = max(w + 2 * p[1], (ow - 1) * s[1] + d[1] * (k[1] - 1) + 1)
-    dx = np.zeros((n, c, hp, wp), g.dtype)
+    dx = xp_of(g).zeros((n, c, hp, wp), g.dtype)
     for flat, rows, cols in _offsets(k, s, d, oh, ow):
         dx[:, :, rows, cols] += g * (idx == flat)
     return dx[:, :, p[0] : p[0] + h, p[1] : p[1] + w]
@@ -117,7 +120,7 @@ def gather_windows(gx, idx, k, s, p, d):
     xp = _padded(gx, k, s, p, d, (oh, ow), 0)
     win = windows(xp, k[0], k[1], oh, ow, s, d)
     flat = win.reshape(win.shape[:4] + (k[0] * k[1],))
-    return np.take_along_axis(flat, idx[..., None], -1)[..., 0]
+    return xp_of(gx).take_along_axis(flat, idx[..., None], -1)[..., 0]
 
 
 def avg_divisor(x_shape, k, s, p, ceil_mode, count_include_pad, dtype):
@@ -138,22 +141,29 @@ def avg_divisor(x_shape, k, s, p, ceil_mode, count_include_pad, dtype):
     return (ch[:, None] * cw[None, :]).astype(dtype), (oh, ow)
 
 
+def _on(div, like):
+    """``div`` (a NumPy array from ``avg_divisor``, or a number) on ``like``'s device."""
+    if isinstance(div, np.ndarray) and not isinstance(like, np.ndarray):
+        return xp_of(like).asarray(div)
+    return div
+
+
 def avg_pool(x, k, s, p, ceil_mode, div):
     """Window sums divided by ``div`` (an (oh, ow) array or a number)."""
     oh, ow = div.shape if hasattr(div, "shape") and div.ndim == 2 else div[1]
     xp = _padded(x, k, s, p, (1, 1), (oh, ow), 0)
     win = windows(xp, k[0], k[1], oh, ow, s, (1, 1))
-    return (win.sum(axis=(4, 5)) / div).astype(x.dtype, copy=False)
+    return (win.sum(axis=(4, 5)) / _on(div, x)).astype(x.dtype, copy=False)
 
 
 def avg_pool_grad(g, x_shape, k, s, p, div):
     """Adjoint of avg_pool: spread each output gradient evenly over its window."""
     n, c, h, w = x_shape
     oh, ow = g.shape[2:]
-    gd = (g / div).astype(g.dtype, copy=False)
+    gd = (g / _on(div, g)).astype(g.dtype, copy=False)
     hp = max(h + 2 * p[0], (oh - 1) * s[0] + k[0])
     wp = max(w + 2 * p[1], (ow - 1) * s[1] + k[1])
-    dx = np.zeros((n, c, hp, wp), g.dtype)
+    dx = xp_of(g).zeros((n, c, hp, wp), g.dtype)
     for i in range(k[0]):
         for j in range(k[1]):
             dx[:, :, i : i + s[0] * (oh - 1) + 1 : s[0], j : j + s[1] * (ow - 1) + 1 : s[1]] += gd

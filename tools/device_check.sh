@@ -4,7 +4,10 @@
 set -u
 export PYTHONPATH=packages/core/src PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
-python3 -m pytest tests/core -m gpu -q -p no:cacheprovider 2>&1 | tail -4
+python3 -m pytest tests/core -m gpu -q -p no:cacheprovider -rxX > /tmp/gpu.log 2>&1
+echo "XPASS: $(grep -c "^XPASS" /tmp/gpu.log)  XFAIL: $(grep -c "^XFAIL" /tmp/gpu.log)"
+grep -E "^(FAILED|ERROR)" /tmp/gpu.log | head -20
+tail -2 /tmp/gpu.log
 python3 - <<'PY'
 import numpy as np, ember
 from safetensors.numpy import load_file, save_file

@@ -212,13 +212,7 @@ CONVT = [
 
 CASES = CONV2D + CONV1D + CONVT
 
-# convolution on CUDA runs the array-module-generic im2col/window kernels on CuPy; not yet run on
-# a GPU, so a pass or a failure there is reported (-rxX) rather than enforced
-_NO_GPU_KERNELS = pytest.mark.xfail(strict=False, reason="unverified on GPU")
-
-for _case in CASES:
-    _case.gpu_marks = (_NO_GPU_KERNELS,)
-
+# the CUDA variants run the same im2col/window kernels on CuPy (all pass on an H200)
 test_forward, test_low_precision, test_gradcheck, test_gradgradcheck, test_cuda = op_tests(CASES)
 
 

@@ -190,14 +190,7 @@ ADAPTIVE = [
 
 CASES = MAX + AVG + ADAPTIVE
 
-# pooling on CUDA runs the array-module-generic im2col/window kernels on CuPy; not yet run on
-# a GPU, so a pass or a failure there is reported (-rxX) rather than enforced
-_NO_GPU_KERNELS = pytest.mark.xfail(strict=False, reason="unverified on GPU")
-
-# adaptive pooling to non-divisible sizes is built from slicing and mean, which run on CUDA
-for _case in MAX + AVG + [c for c in ADAPTIVE if c.name == "adaptive_avg_pool2d_div"]:
-    _case.gpu_marks = (_NO_GPU_KERNELS,)
-
+# the CUDA variants run the same im2col/window kernels on CuPy (all pass on an H200)
 test_forward, test_low_precision, test_gradcheck, test_gradgradcheck, test_cuda = op_tests(CASES)
 
 

@@ -43,3 +43,25 @@ def add_hook(hooks, hook, prepend: bool, extra=None) -> RemovableHandle:
     if prepend:
         hooks.move_to_end(handle.id, last=False)
     return handle
+
+
+def _name_failing_module(exc: Exception, module) -> None:
+    """Append the failing submodule's qualified name to an error as it leaves each enclosing
+    module: "... (in Conv2d 'layer1.0.conv1')"."""
+    info = getattr(exc, "_ember_module", None)
+    if info is None:
+        if not (exc.args and isinstance(exc.args[0], str)):
+            return
+        info = exc._ember_module = [type(module).__name__, "", module, exc.args[0]]
+    else:
+        inner = info[2]
+        for name, sub in module.named_modules():
+            if sub is inner and name:
+                info[1] = name + ("." + info[1] if info[1] else "")
+                break
+        info[2] = module
+    where = f"in {info[0]} '{info[1]}'" if info[1] else f"in {info[0]}"
+    try:
+        exc.args = (f"{info[3]} ({where})",) + tuple(exc.args[1:])
+    except (AttributeError, TypeError):  # an exception type with read-only args
+        pass

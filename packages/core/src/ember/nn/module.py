@@ -8,7 +8,7 @@ from collections import OrderedDict
 from .._tensor import Tensor
 from . import _state_dict
 from ._convert import ConvertMixin
-from ._hooks import add_hook
+from ._hooks import _name_failing_module, add_hook
 from .parameter import Parameter
 
 __all__ = ["Module"]
@@ -486,25 +486,3 @@ def _typename(obj) -> str:
     if isinstance(obj, Tensor):
         return obj.type()
     return type(obj).__name__
-
-
-def _name_failing_module(exc: Exception, module: Module) -> None:
-    """Append the failing submodule's qualified name to an error as it leaves each enclosing
-    module: "... (in Conv2d 'layer1.0.conv1')"."""
-    info = getattr(exc, "_ember_module", None)
-    if info is None:
-        if not (exc.args and isinstance(exc.args[0], str)):
-            return
-        info = exc._ember_module = [type(module).__name__, "", module, exc.args[0]]
-    else:
-        inner = info[2]
-        for name, sub in module.named_modules():
-            if sub is inner and name:
-                info[1] = name + ("." + info[1] if info[1] else "")
-                break
-        info[2] = module
-    where = f"in {info[0]} '{info[1]}'" if info[1] else f"in {info[0]}"
-    try:
-        exc.args = (f"{info[3]} ({where})",) + tuple(exc.args[1:])
-    except (AttributeError, TypeError):  # an exception type with read-only args
-        pass

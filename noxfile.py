@@ -70,7 +70,7 @@ def demo(session):
 @nox.session
 def onnx(session):
     """Export models with ember.onnx and check them with onnx and onnxruntime."""
-    session.install(CORE, "pytest", "onnx", "onnxruntime")
+    session.install(CORE, "./packages/vision", "./packages/text", "pytest", "onnx", "onnxruntime")
     session.run("pytest", "tests/onnx", "-q", "-p", "no:cacheprovider", *session.posargs)
 
 

@@ -60,10 +60,11 @@ class BertEmbeddings(nn.Module):
     def forward(self, input_ids, token_type_ids=None):
         T = input_ids.shape[1]
         positions = ember.arange(T).unsqueeze(0)  # (1, T)
-        if token_type_ids is None:
-            token_type_ids = ember.zeros_like(input_ids)
         x = self.word_embeddings(input_ids) + self.position_embeddings(positions)
-        x = x + self.token_type_embeddings(token_type_ids)  # (B, T, H)
+        if token_type_ids is None:  # all type 0: add that row, with no batch-sized constant
+            x = x + self.token_type_embeddings.weight[0]  # (B, T, H)
+        else:
+            x = x + self.token_type_embeddings(token_type_ids)  # (B, T, H)
         return self.dropout(self.LayerNorm(x))
 
 

@@ -50,6 +50,24 @@ def _env_id(env):
     return spec.id if spec is not None else None
 
 
+@dataclasses.dataclass
+class EnvConfig:
+    """Hyperparameters every agent shares: the policy network and how its envs are built.
+    Each agent's config adds its own fields after these."""
+
+    policy_kwargs: dict = dataclasses.field(default_factory=dict)
+    """Passed to :class:`ember_rl.policies.ActorCritic` (``net_arch``, ``activation_fn``, ...)."""
+    n_envs: int = 1
+    """Parallel envs when the agent is given an env id."""
+    vectorization: str = "sync"
+    """``"sync"`` (SyncVectorEnv) or ``"async"`` (AsyncVectorEnv, one process per env)."""
+    norm_obs: bool = False
+    """Normalise observations by running mean/std (SB3 VecNormalize's ``norm_obs``)."""
+    norm_reward: bool = False
+    """Divide rewards by the running std of the discounted return (VecNormalize's
+    ``norm_reward``)."""
+
+
 class OnPolicyAgent:
     """Base of the on-policy agents; subclasses set ``Config`` and implement ``_update``."""
 

@@ -9,17 +9,17 @@ with GAE(lambda) advantages (``gae_lambda=1``: n-step returns) and RMSprop like 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import ember
 
-from ._base import OnPolicyAgent
+from ._base import EnvConfig, OnPolicyAgent
 
 __all__ = ["A2C", "A2CConfig"]
 
 
 @dataclass
-class A2CConfig:
+class A2CConfig(EnvConfig):
     """A2C's hyperparameters (Stable-Baselines3's names and defaults)."""
 
     learning_rate: float | str = 7e-4
@@ -42,17 +42,6 @@ class A2CConfig:
     """RMSprop (alpha 0.99) like SB3; ``False`` uses Adam."""
     normalize_advantage: bool = False
     """Standardise advantages within each rollout."""
-    policy_kwargs: dict = field(default_factory=dict)
-    """Passed to :class:`ember_rl.policies.ActorCritic` (``net_arch``, ``activation_fn``, ...)."""
-    n_envs: int = 1
-    """Parallel envs when the agent is given an env id."""
-    vectorization: str = "sync"
-    """``"sync"`` (SyncVectorEnv) or ``"async"`` (AsyncVectorEnv, one process per env)."""
-    norm_obs: bool = False
-    """Normalise observations by running mean/std (SB3 VecNormalize's ``norm_obs``)."""
-    norm_reward: bool = False
-    """Divide rewards by the running std of the discounted return (VecNormalize's
-    ``norm_reward``)."""
 
 
 class A2C(OnPolicyAgent):

@@ -11,19 +11,19 @@ with ``ratio = pi(a|s) / pi_old(a|s)`` and gradients clipped to ``max_grad_norm`
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 import ember
 
-from ._base import OnPolicyAgent, get_schedule
+from ._base import EnvConfig, OnPolicyAgent, get_schedule
 
 __all__ = ["PPO", "PPOConfig"]
 
 
 @dataclass
-class PPOConfig:
+class PPOConfig(EnvConfig):
     """PPO's hyperparameters (Stable-Baselines3's names and defaults)."""
 
     learning_rate: float | str = 3e-4
@@ -53,17 +53,6 @@ class PPOConfig:
     """Clip the global gradient norm to this value (``None``: no clipping)."""
     target_kl: float | None = None
     """Stop the epochs of an update early once the approximate KL exceeds ``1.5 * target_kl``."""
-    policy_kwargs: dict = field(default_factory=dict)
-    """Passed to :class:`ember_rl.policies.ActorCritic` (``net_arch``, ``activation_fn``, ...)."""
-    n_envs: int = 1
-    """Parallel envs when the agent is given an env id."""
-    vectorization: str = "sync"
-    """``"sync"`` (SyncVectorEnv) or ``"async"`` (AsyncVectorEnv, one process per env)."""
-    norm_obs: bool = False
-    """Normalise observations by running mean/std (SB3 VecNormalize's ``norm_obs``)."""
-    norm_reward: bool = False
-    """Divide rewards by the running std of the discounted return (VecNormalize's
-    ``norm_reward``)."""
 
 
 class PPO(OnPolicyAgent):

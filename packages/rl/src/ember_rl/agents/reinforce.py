@@ -12,15 +12,15 @@ The baseline lowers the variance of the gradient without biasing it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from ._base import OnPolicyAgent
+from ._base import EnvConfig, OnPolicyAgent
 
 __all__ = ["REINFORCE", "REINFORCEConfig"]
 
 
 @dataclass
-class REINFORCEConfig:
+class REINFORCEConfig(EnvConfig):
     """REINFORCE's hyperparameters (Stable-Baselines3's names where SB3 has one)."""
 
     learning_rate: float | str = 1e-3
@@ -37,17 +37,6 @@ class REINFORCEConfig:
     """Clip the global gradient norm to this value (``None``: no clipping)."""
     normalize_advantage: bool = True
     """Standardise ``G_t - V(s_t)`` within each rollout."""
-    policy_kwargs: dict = field(default_factory=dict)
-    """Passed to :class:`ember_rl.policies.ActorCritic` (``net_arch``, ``activation_fn``, ...)."""
-    n_envs: int = 1
-    """Parallel envs when the agent is given an env id."""
-    vectorization: str = "sync"
-    """``"sync"`` (SyncVectorEnv) or ``"async"`` (AsyncVectorEnv, one process per env)."""
-    norm_obs: bool = False
-    """Normalise observations by running mean/std (SB3 VecNormalize's ``norm_obs``)."""
-    norm_reward: bool = False
-    """Divide rewards by the running std of the discounted return (VecNormalize's
-    ``norm_reward``)."""
 
 
 class REINFORCE(OnPolicyAgent):

@@ -247,11 +247,7 @@ class FunctionCtx:
     """The ``ctx`` a custom Function's static methods receive (PyTorch's FunctionCtx)."""
 
 
-class _FunctionMeta(type):
-    pass
-
-
-class Function(Node, metaclass=_FunctionMeta):
+class Function(Node):
     """Subclass with static ``forward(ctx, *args)`` and ``backward(ctx, *grads)`` working on
     Tensors, then call ``MyFn.apply(*args)``, as in PyTorch.
 

@@ -3,7 +3,6 @@ gradient. Each is the adjoint of another, so all three differentiate twice."""
 
 from __future__ import annotations
 
-from .._tensor import Tensor
 from ..amp import autocast_mode as _amp
 from ..autograd.function import Primitive
 from ..kernels.cpu import conv as _k
@@ -194,7 +193,3 @@ def conv_transpose2d(
     if bias is not None:
         out = out + bias.reshape(1, -1, 1, 1)
     return out
-
-
-def _is_tensor(x):
-    return isinstance(x, Tensor)

@@ -241,7 +241,3 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
         bias = bias.to(input.dtype)
     axes = tuple(range(input._data.ndim - k, input._data.ndim))
     return LayerNorm.apply(input, weight, bias, axes=axes, eps=eps)
-
-
-def _np_stats_dtype(x):
-    return np.float32 if x.dtype.kind == "V" or x.dtype == np.float16 else x.dtype

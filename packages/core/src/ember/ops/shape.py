@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._tensor import Tensor, _make, _wrap_dim
+from .._tensor import _make, _wrap_dim
 from ..autograd.function import Primitive
 from ..backend.device import array_module
 from ._util import sum_to
@@ -312,12 +312,6 @@ class Pad(Primitive):
         return g[idx]
 
 
-def pad_last(input, before, after, value=0.0):
-    """Constant-pad the last dimension."""
-    widths = ((0, 0),) * (input._data.ndim - 1) + ((before, after),)
-    return Pad.apply(input, widths=widths, value=value)
-
-
 def pad(input, pad, mode="constant", value=None):
     """Pad the last ``len(pad) // 2`` dimensions; ``pad`` lists (left, right) from the last
     dimension backwards, as ``F.pad`` does. Modes: constant, reflect, replicate, circular."""
@@ -415,7 +409,3 @@ def contiguous(input, memory_format=None):
     if input._data.flags.c_contiguous:
         return input
     return Clone.apply(input)
-
-
-def _as_tensor(x):
-    return x if isinstance(x, Tensor) else _make(np.asarray(x))

@@ -102,20 +102,8 @@ def scatter_first_max(g, xp, best, x_shape, k, s, p, d):
     return dx[:, :, p[0] : p[0] + h, p[1] : p[1] + w]
 
 
-def scatter_windows(g, idx, x_shape, k, s, p, d):
-    """Adjoint of max_pool: send each output gradient to its argmax position."""
-    n, c, h, w = x_shape
-    oh, ow = g.shape[2:]
-    hp = max(h + 2 * p[0], (oh - 1) * s[0] + d[0] * (k[0] - 1) + 1)
-    wp = max(w + 2 * p[1], (ow - 1) * s[1] + d[1] * (k[1] - 1) + 1)
-    dx = xp_of(g).zeros((n, c, hp, wp), g.dtype)
-    for flat, rows, cols in _offsets(k, s, d, oh, ow):
-        dx[:, :, rows, cols] += g * (idx == flat)
-    return dx[:, :, p[0] : p[0] + h, p[1] : p[1] + w]
-
-
 def gather_windows(gx, idx, k, s, p, d):
-    """Adjoint of scatter_windows: pick each window's argmax entry of ``gx``."""
+    """Adjoint of scatter_first_max: pick each window's argmax entry of ``gx``."""
     oh, ow = idx.shape[2:]
     xp = _padded(gx, k, s, p, d, (oh, ow), 0)
     win = windows(xp, k[0], k[1], oh, ow, s, d)

@@ -44,12 +44,6 @@ def _normal_cdf_into(q, x):
     return q
 
 
-def normal_cdf_float32(x: np.ndarray) -> np.ndarray:
-    """Phi(x) = P(N(0, 1) <= x) of a float32 array, within about 1e-7 absolute."""
-    x = np.ascontiguousarray(x)
-    return run_rows(_normal_cdf_into, np.empty(x.size, np.float32), x.reshape(-1)).reshape(x.shape)
-
-
 def _gelu_fwd(y, cdf, x):
     _normal_cdf_into(cdf, x)
     np.multiply(x, cdf, out=y)

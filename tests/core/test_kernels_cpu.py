@@ -1,0 +1,78 @@
+"""The CPU fast paths against float64 references: GELU's normal CDF, the blocked row-wise
+softmax and layer norm, and run_rows' blocking (sizes that do not divide the block size)."""
+
+import numpy as np
+import pytest
+from scipy.special import ndtr
+
+from ember.kernels.cpu import parallel, rowwise, special
+
+
+@pytest.fixture(params=[1, 2], ids=["1-thread", "2-threads"])
+def workers(request):
+    before = parallel._WORKERS
+    parallel.set_workers(request.param)
+    yield request.param
+    parallel.set_workers(before)
+
+
+def test_run_rows_covers_every_row_once(workers):
+    n = parallel.CHUNK * 3 + 17  # uneven blocks and a short last chunk
+    x = np.arange(n, dtype=np.float32)
+    calls = []
+
+    def kernel(out, a):
+        calls.append(a.shape[0])
+        np.multiply(a, 2, out=out)
+
+    out = parallel.run_rows(kernel, np.full(n, np.nan, np.float32), x)
+    np.testing.assert_array_equal(out, x * 2)
+    assert sum(calls) == n and max(calls) <= parallel.CHUNK
+
+
+def test_gelu_kernels_match_float64(workers):
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal((3, 70000)) * 4).astype(np.float32)
+    x[0, :5] = [0.0, -0.0, 30.0, -30.0, 1e-30]
+    x64 = x.astype(np.float64)
+    cdf64 = ndtr(x64)
+    y, cdf = special.gelu_forward(x)
+    assert np.abs(cdf - cdf64).max() < 4e-7  # A&S 7.1.26 in float32: within ~1e-7
+    np.testing.assert_allclose(y, x64 * cdf64, rtol=0, atol=4e-7 * np.abs(x64).max())
+    g = rng.standard_normal(x.shape).astype(np.float32)
+    want = g * (cdf64 + x64 * np.exp(-0.5 * x64 * x64) / np.sqrt(2 * np.pi))
+    np.testing.assert_allclose(special.gelu_backward(g, x, cdf), want, rtol=1e-5, atol=1e-5)
+
+
+def test_softmax_rows_match_float64(workers):
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((4, 3, 50, 50)).astype(np.float32) * 5
+    bias = np.where(np.tril(np.ones((50, 50), bool)), 0.0, -np.inf).astype(np.float32)
+    z = x.astype(np.float64) + bias
+    want = np.exp(z - z.max(-1, keepdims=True))
+    want /= want.sum(-1, keepdims=True)
+    y = rowwise.softmax_last(x, bias)
+    np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-7)
+    g = rng.standard_normal(x.shape).astype(np.float32)
+    want_g = want * (g - (g * want).sum(-1, keepdims=True))
+    np.testing.assert_allclose(rowwise.softmax_last_grad(g, y), want_g, rtol=1e-4, atol=1e-6)
+
+
+def test_layer_norm_rows_match_float64(workers):
+    rng = np.random.default_rng(2)
+    x = (rng.standard_normal((600, 2, 128)) * 3 + 1).astype(np.float32)
+    w = rng.standard_normal(128).astype(np.float32)
+    b = rng.standard_normal(128).astype(np.float32)
+    x64 = x.astype(np.float64)
+    mu = x64.mean(-1, keepdims=True)
+    rstd = 1 / np.sqrt(x64.var(-1, keepdims=True) + 1e-5)
+    xhat = (x64 - mu) * rstd
+    out, got_xhat, got_rstd = rowwise.layer_norm(x, w, b, 1, 1e-5)
+    np.testing.assert_allclose(out, xhat * w + b, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(got_xhat, xhat, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(got_rstd, rstd, rtol=1e-5)
+    g = rng.standard_normal(x.shape).astype(np.float32)
+    gh = g * w
+    want = rstd * (gh - gh.mean(-1, keepdims=True) - xhat * (gh * xhat).mean(-1, keepdims=True))
+    got = rowwise.layer_norm_grad_x(g, w, got_xhat, got_rstd, 1)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)

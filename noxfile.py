@@ -77,7 +77,7 @@ def onnx(session):
 @nox.session(venv_backend="virtualenv", default=False)
 def parity(session):
     """Compare ember against PyTorch (CPU wheel), the strongest oracle for semantics."""
-    session.install(CORE, "pytest", "hypothesis", TORCH)
+    session.install(CORE, "./packages/vision", "pytest", "hypothesis", TORCH)
     session.run("pytest", "tests/parity", "-q", "-p", "no:cacheprovider", *session.posargs)
 
 

@@ -62,3 +62,20 @@ def test_cli_on_an_image_folder_with_resnet18(tmp_path):
     assert "epoch 1/1" in done.stdout and "val@5 1.000" in done.stdout  # 3 classes: top-5 = all
     weights, state = _weights(out)
     assert weights["fc.weight"].shape == (3, 512) and state["epoch"] == 1
+
+
+def test_bf16_autocast_on_the_cpu_still_learns(tmp_path):
+    argv = TINY + ["--fake-size", "16", "--epochs", "10", "--batch-size", "4", "--lr", "0.05"]
+    history = train.main(argv + ["--no-augment", "--amp", "bf16", "--out", str(tmp_path)])
+    assert history[-1]["train_acc1"] >= 0.9 and history[-1]["acc1"] >= 0.9
+    weights, _ = _weights(tmp_path)
+    assert {w.dtype for w in weights.values()} <= {np.dtype("float32"), np.dtype("int64")}
+
+
+def test_fp16_on_the_cpu_is_refused_with_the_alternative():
+    try:
+        train.main(TINY + ["--amp", "fp16", "--epochs", "1"])
+    except SystemExit as exc:
+        assert "--amp fp16 needs --device cuda" in str(exc) and "bf16" in str(exc)
+    else:
+        raise AssertionError("--amp fp16 on the CPU was accepted")

@@ -11,6 +11,12 @@ fetched with ``--download``) or a folder with ``train/`` and ``val/`` ImageFolde
 ``--model`` is any name of ``ember_vision.models.list_models()`` or ``tiny``, a two-conv net
 kept here for smoke tests and the test suite.
 
+``--device cuda`` trains on the GPU. ``--amp bf16`` or ``--amp fp16`` runs the forward pass
+under ``ember.autocast(device, dtype)`` (matrix products and convolutions in the lower
+precision, losses and norms in float32, as PyTorch's autocast lists them); ``fp16`` adds an
+``ember.amp.GradScaler`` whose state goes into the checkpoint. On the CPU only ``bf16`` is
+offered, as PyTorch's CPU autocast does.
+
     python -m ember_vision.train --model tiny --data fake --epochs 2 --out runs/smoke
 """
 
@@ -123,41 +129,81 @@ def topk_correct(logits, target, ks=(1, 5)) -> list[int]:
     return [int(hit[:, : min(k, k_max)].any(axis=1).sum()) for k in ks]
 
 
-def train_one_epoch(model, loader, loss_fn, opt, sched, epoch: int, quiet: bool) -> dict:
+AMP_DTYPES = {"bf16": ember.bfloat16, "fp16": ember.float16}
+
+
+class Precision:
+    """The mixed-precision setting of a run: an autocast context per step and a GradScaler.
+
+    ``amp`` is ``"off"``, ``"bf16"`` or ``"fp16"``; ``fp16`` is refused on the CPU (PyTorch's
+    CPU autocast is bfloat16-only) and gets a ``GradScaler`` on CUDA.
+    """
+
+    def __init__(self, amp: str, device: str):
+        if amp not in ("off", *AMP_DTYPES):
+            raise SystemExit(f"--amp {amp!r}: choose off, bf16 or fp16")
+        self.device = ember.device(device).type
+        if amp == "fp16" and self.device == "cpu":
+            raise SystemExit("--amp fp16 needs --device cuda; on the CPU use --amp bf16")
+        self.amp = amp
+        self.scaler = ember.amp.GradScaler(self.device, enabled=amp == "fp16")
+
+    def autocast(self):
+        """The context one forward pass and loss run in."""
+        return ember.autocast(
+            self.device, dtype=AMP_DTYPES.get(self.amp, ember.bfloat16), enabled=self.amp != "off"
+        )
+
+    def step(self, loss, opt) -> None:
+        """Backward and optimizer step, through the scaler when it is enabled."""
+        opt.zero_grad()
+        self.scaler.scale(loss).backward()
+        self.scaler.step(opt)
+        self.scaler.update()
+
+
+def train_one_epoch(
+    model, loader, loss_fn, opt, sched, epoch: int, quiet: bool, precision=None
+) -> dict:
     """One pass over ``loader``; returns the mean loss and running top-1 accuracy."""
+    precision = precision or Precision("off", "cpu")
     model.train()
     total = correct = 0
     loss_sum = 0.0
     bar = tqdm(loader, desc=f"epoch {epoch} train", disable=quiet, leave=False, mininterval=1.0)
     for x, y in bar:
-        logits = model(x)
-        loss = loss_fn(logits, y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+        x, y = x.to(precision.device), y.to(precision.device)
+        with precision.autocast():
+            logits = model(x)
+            loss = loss_fn(logits, y)
+        precision.step(loss, opt)
         sched.step()
         n = y.shape[0]
         total += n
         loss_sum += loss.item() * n
-        correct += topk_correct(logits.detach(), y, (1,))[0]
+        correct += topk_correct(logits.detach().float().cpu(), y.cpu(), (1,))[0]
         bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{correct / total:.3f}", refresh=False)
     return {"train_loss": loss_sum / total, "train_acc1": correct / total}
 
 
-def evaluate(model, loader, quiet: bool = True) -> dict:
+def evaluate(model, loader, quiet: bool = True, precision=None) -> dict:
     """Top-1 and top-5 accuracy of ``model`` over ``loader``, in eval mode without a graph."""
+    precision = precision or Precision("off", "cpu")
     model.eval()
     total, hits = 0, [0, 0]
     with ember.no_grad():
         for x, y in tqdm(loader, desc="eval", disable=quiet, leave=False, mininterval=1.0):
-            hits = [a + b for a, b in zip(hits, topk_correct(model(x), y))]
+            with precision.autocast():
+                logits = model(x.to(precision.device)).float().cpu()
+            hits = [a + b for a, b in zip(hits, topk_correct(logits, y))]
             total += y.shape[0]
     return {"acc1": hits[0] / total, "acc5": hits[1] / total}
 
 
-def save_checkpoint(path: str, model, opt, sched, epoch: int, args) -> None:
+def save_checkpoint(path: str, model, opt, sched, epoch: int, args, scaler=None) -> None:
     """Write everything a bit-identical resume needs (atomically, via ``ember.save``)."""
     state = {
+        "scaler": (scaler.state_dict() if scaler is not None and scaler.is_enabled() else {}),
         "model": model.state_dict(),
         "optimizer": opt.state_dict(),
         "scheduler": sched.state_dict(),
@@ -168,12 +214,14 @@ def save_checkpoint(path: str, model, opt, sched, epoch: int, args) -> None:
     ember.save(state, path)
 
 
-def load_checkpoint(path: str, model, opt, sched) -> int:
+def load_checkpoint(path: str, model, opt, sched, scaler=None) -> int:
     """Restore a checkpoint written by ``save_checkpoint``; returns the epochs already done."""
     state = ember.load(path)
     model.load_state_dict(state["model"])
     opt.load_state_dict(state["optimizer"])
     sched.load_state_dict(state["scheduler"])
+    if scaler is not None and scaler.is_enabled() and state.get("scaler"):
+        scaler.load_state_dict(state["scaler"])
     ember.default_generator.set_state(state["rng"])
     return int(state["epoch"])
 
@@ -204,6 +252,8 @@ def parse_args(argv=None):
     add("--seed", type=int, default=0)
     add("--workers", type=int, default=0)
     add("--threads", type=int, default=None, help="BLAS/compute threads")
+    add("--device", default="cpu", help="cpu or cuda")
+    add("--amp", choices=("off", "bf16", "fp16"), default="off", help="mixed precision")
     add("--quiet", action="store_true", help="no progress bars")
     return ap.parse_args(argv)
 
@@ -215,7 +265,8 @@ def main(argv=None) -> list[dict]:
         ember.set_num_threads(args.threads)
     ember.manual_seed(args.seed)
     train_set, val_set, num_classes = build_datasets(args)
-    model = build_model(args.model, num_classes, args.weights)
+    precision = Precision(args.amp, args.device)
+    model = build_model(args.model, num_classes, args.weights).to(precision.device)
     loader_kw = {"batch_size": args.batch_size, "num_workers": args.workers}
     train_loader = ember.data.DataLoader(train_set, shuffle=True, **loader_kw)
     val_loader = ember.data.DataLoader(val_set, shuffle=False, **loader_kw)
@@ -228,7 +279,7 @@ def main(argv=None) -> list[dict]:
     ckpt = os.path.join(args.out, CHECKPOINT)
     start = 0
     if args.resume and os.path.exists(ckpt):
-        start = load_checkpoint(ckpt, model, opt, sched)
+        start = load_checkpoint(ckpt, model, opt, sched, precision.scaler)
         print(f"resumed from {ckpt} after epoch {start}", file=sys.stderr)
     last = args.epochs if args.stop_after is None else min(args.epochs, args.stop_after)
     history = []
@@ -236,11 +287,13 @@ def main(argv=None) -> list[dict]:
         t0 = time.perf_counter()
         row = {
             "epoch": epoch,
-            **train_one_epoch(model, train_loader, loss_fn, opt, sched, epoch, args.quiet),
+            **train_one_epoch(
+                model, train_loader, loss_fn, opt, sched, epoch, args.quiet, precision
+            ),
         }
-        row.update(evaluate(model, val_loader, args.quiet))
+        row.update(evaluate(model, val_loader, args.quiet, precision))
         row["seconds"] = round(time.perf_counter() - t0, 3)
-        save_checkpoint(ckpt, model, opt, sched, epoch, args)
+        save_checkpoint(ckpt, model, opt, sched, epoch, args, precision.scaler)
         with open(os.path.join(args.out, "log.jsonl"), "a") as f:
             f.write(json.dumps(row) + "\n")
         print(

@@ -14,6 +14,9 @@ note otherwise.
 - ``ppo-pendulum``: PPO, Pendulum-v1, RL-Zoo hyperparameters without gSDE, 300k steps, seed 0
 - ``a2c-cartpole``: A2C, CartPole-v1, default hyperparameters, 100k steps, seed 0
 - ``reinforce-cartpole``: REINFORCE, CartPole-v1, default hyperparameters, 100k steps, seed 0
+- ``lunarlander``: PPO, LunarLander-v3, RL-Zoo hyperparameters, 1M steps, seed 0 (needs
+  ``pip install 'ember-rl[box2d]'``; about an hour or more on a 2-core CPU)
+- ``lunarlander-continuous``: PPO, LunarLanderContinuous-v3, the same, 1M steps, seed 0
 - ``all``: all of the above, in that order
 
 Usage: python bench/bench_rl.py [--which NAME ...] [--total-steps N] [--seeds 0 1 2] [--out DIR]
@@ -67,6 +70,17 @@ ZOO_PENDULUM = {
     "clip_range": 0.2,
 }
 
+# RL Baselines3 Zoo, hyperparams/ppo.yml, LunarLander-v2 (n_envs 16, n_timesteps 1e6); its
+# LunarLanderContinuous-v2 entry is the same. Gymnasium 1.x names the envs -v3 (v2 is gone).
+ZOO_LUNARLANDER = {
+    "n_steps": 1024,
+    "batch_size": 64,
+    "gae_lambda": 0.98,
+    "gamma": 0.999,
+    "n_epochs": 4,
+    "ent_coef": 0.01,
+}
+
 EVAL_EPISODES = 20
 EVAL_SEED = 1000
 
@@ -82,6 +96,7 @@ class Run:
     n_envs: int | None = None  # None: the algorithm's default
     hyperparameters: dict = field(default_factory=dict)
     target: float | None = None  # evaluation mean to beat (strictly), if any
+    needs: str | None = None  # a module the env needs (an optional extra), if any
 
 
 RUNS = {
@@ -90,6 +105,12 @@ RUNS = {
     "ppo-pendulum": Run("ppo", "Pendulum-v1", 300_000, (0,), 4, ZOO_PENDULUM, target=-300.0),
     "a2c-cartpole": Run("a2c", "CartPole-v1", 100_000, (0,), target=475.0),
     "reinforce-cartpole": Run("reinforce", "CartPole-v1", 100_000, (0,), target=475.0),
+    "lunarlander": Run(
+        "ppo", "LunarLander-v3", 1_000_000, (0,), 16, ZOO_LUNARLANDER, 200.0, "Box2D"
+    ),
+    "lunarlander-continuous": Run(
+        "ppo", "LunarLanderContinuous-v3", 1_000_000, (0,), 16, ZOO_LUNARLANDER, 200.0, "Box2D"
+    ),
 }
 DEFAULT_RUNS = ["ppo-cartpole"]
 
@@ -138,6 +159,9 @@ def main(argv=None) -> None:
     print("|---|---:|---:|---:|---:|---:|---|")
     for name in names:
         run = RUNS[name]
+        if run.needs is not None and importlib.util.find_spec(run.needs) is None:
+            print(f"| {name} | skipped: needs {run.needs} (pip install 'ember-rl[box2d]') |")
+            continue
         for seed in args.seeds if args.seeds is not None else run.seeds:
             r = run_seed(seed, args.total_steps or run.total_steps, out, name, run)
             row = [name, seed, r["total_steps"], f"{r['train_seconds']:.1f}"]

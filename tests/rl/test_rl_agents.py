@@ -156,3 +156,61 @@ def test_linear_learning_rate_schedule_reaches_zero_at_the_end():
     agent.learn(128, progress=False)  # 4 rollouts of 32 steps: progress left 3/4, 1/2, 1/4, 0
     np.testing.assert_allclose(seen, [0.00075, 0.0005, 0.00025, 0.0])
     agent.close()
+
+
+class Corridor(gym.Env):
+    """Deterministic env: a fixed start, reward for action 1, truncated after 8 steps, so
+    every episode of every env ends on the same step, whatever the RNG."""
+
+    observation_space = gym.spaces.Box(-10.0, 10.0, (2,), np.float32)
+    action_space = gym.spaces.Discrete(2)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t, self.position = 0, 0.0
+        return self._obs(), {}
+
+    def _obs(self):
+        return np.array([self.t / 8, self.position], np.float32)
+
+    def step(self, action):
+        self.t += 1
+        self.position += 0.5 if action == 1 else -0.25
+        return self._obs(), float(action) - 0.1 * self.position, False, self.t == 8, {}
+
+
+@pytest.mark.parametrize("cls", [PPO, A2C])
+def test_learn_save_load_learn_equals_one_learn_call(cls, tmp_path):
+    """Resuming from a file continues the run exactly: weights, optimizer state (Adam's or
+    RMSprop's), normalisation statistics, minibatch shuffling and action sampling all carry
+    over. The env must be at an episode boundary, since env state is not saved (Corridor's
+    episodes all end with the rollouts)."""
+    kwargs = dict(seed=3, n_steps=8, n_envs=2, norm_obs=True, norm_reward=True)
+    if cls is PPO:
+        kwargs.update(batch_size=8, n_epochs=2)
+    make = lambda: make_vec_env(Corridor, n_envs=2)  # noqa: E731
+    whole = cls(make(), **kwargs).learn(96, progress=False)
+    first = cls(make(), **kwargs).learn(48, progress=False)
+    first.save(tmp_path / "agent.safetensors")
+    resumed = cls.load(tmp_path / "agent.safetensors", env=make())
+    for key, value in first.optimizer.state_dict()["state"][0].items():
+        np.testing.assert_array_equal(resumed.optimizer.state_dict()["state"][0][key], value)
+    resumed.learn(48, progress=False)
+    for a, b in zip(_params(whole), _params(resumed)):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(whole.normalizer.obs_rms.var, resumed.normalizer.obs_rms.var)
+    assert whole.episode_log[len(first.episode_log) :] == resumed.episode_log
+    assert resumed.num_timesteps == 96 and whole.last_stats == resumed.last_stats
+    for agent in (whole, first, resumed):
+        agent.close()
+
+
+def test_evaluation_during_training_does_not_change_the_run():
+    from ember_rl.callbacks import EvalCallback
+
+    plain = PPO("CartPole-v1", seed=2, **TINY).learn(96, progress=False)
+    watched = PPO("CartPole-v1", seed=2, **TINY)
+    watched.learn(96, progress=False, callback=EvalCallback("CartPole-v1", 32, 1))
+    for a, b in zip(_params(plain), _params(watched)):
+        np.testing.assert_array_equal(a, b)
+    plain.close(), watched.close()

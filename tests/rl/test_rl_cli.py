@@ -1,4 +1,5 @@
-"""The command line on a tiny run: train writes the agent and logs, evaluate reads them back."""
+"""The command line on a tiny run: train writes the agent, logs, evaluations and checkpoints;
+evaluate reads the agent back (plot is tested in test_rl_plotting.py)."""
 
 import json
 import subprocess
@@ -27,11 +28,22 @@ def test_train_then_evaluate(tmp_path, capsys):
         "1",
         "--hyperparameters",
         '{"n_steps": 10}',
+        "--eval-freq",
+        "40",
+        "--save-freq",
+        "60",
     ]
     assert main(args) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["total_steps"] == 100 and summary["algo"] == "a2c"
     assert (out / "agent.safetensors").exists() and (out / "episodes.csv").exists()
+    losses = (out / "losses.csv").read_text().splitlines()
+    assert losses[0].startswith("step,policy_loss,value_loss") and len(losses) == 1 + 5
+    evaluations = (out / "evaluations.csv").read_text().splitlines()
+    assert [line.split(",")[0] for line in evaluations[1:]] == ["40", "80"]
+    assert (out / "best_model.safetensors").exists()
+    checkpoints = sorted(p.name for p in (out / "checkpoints").iterdir())
+    assert checkpoints == ["a2c_60_steps.safetensors"]
     assert json.loads((out / "summary.json").read_text())["seed"] == 0
     assert main(["evaluate", str(out), "--episodes", "2", "--seed", "0"]) == 0
     result = json.loads(capsys.readouterr().out)

@@ -1,8 +1,13 @@
-"""Command line: ``python -m ember_rl train ALGO --env ID ... --out DIR`` and ``evaluate DIR``.
+"""Command line: ``python -m ember_rl train ALGO --env ID ... --out DIR``, ``evaluate DIR``,
+``plot DIR [DIR ...] --out curve.png``.
 
-``train`` writes ``DIR/agent.safetensors`` (weights, normalisation statistics, hyperparameters),
-``DIR/episodes.csv`` (one row per finished training episode) and ``DIR/summary.json``.
-``evaluate`` loads ``DIR/agent.safetensors`` and prints the mean and std return.
+``train`` writes ``DIR/agent.safetensors`` (weights, optimizer and normalisation state,
+hyperparameters), ``DIR/episodes.csv`` (one row per finished training episode),
+``DIR/losses.csv`` (one row per update) and ``DIR/summary.json``; ``--eval-freq`` adds
+``DIR/evaluations.csv`` and ``DIR/best_model.safetensors``, ``--save-freq`` checkpoints in
+``DIR/checkpoints``. ``evaluate`` loads ``DIR/agent.safetensors`` and prints the mean and std
+return. ``plot`` draws the learning curve (mean ± std over the runs) into a PNG (needs
+matplotlib: ``pip install 'ember-rl[plot]'``).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import sys
 import time
 
 from .agents import ALGOS
+from .callbacks import CheckpointCallback, EvalCallback
 
 AGENT_FILE = "agent.safetensors"
 
@@ -30,13 +36,40 @@ def _parser():
     train.add_argument("--n-envs", type=int, default=None)
     train.add_argument("--hyperparameters", default="{}", help="JSON, e.g. '{\"n_steps\": 32}'")
     train.add_argument("--eval-episodes", type=int, default=10)
+    train.add_argument("--eval-freq", type=int, default=0, help="evaluate every N env steps")
+    train.add_argument("--save-freq", type=int, default=0, help="checkpoint every N env steps")
     train.add_argument("--no-progress", action="store_true")
     evaluate = commands.add_parser("evaluate", help="evaluate an agent saved by train")
     evaluate.add_argument("dir")
     evaluate.add_argument("--episodes", type=int, default=10)
     evaluate.add_argument("--seed", type=int, default=None)
     evaluate.add_argument("--stochastic", action="store_true", help="sample actions")
+    plot = commands.add_parser("plot", help="plot learning curves of runs (mean ± std)")
+    plot.add_argument("dirs", nargs="+", help="run directories, averaged into one curve")
+    plot.add_argument("--out", default="curve.png", help="PNG file to write")
+    plot.add_argument("--x", choices=["steps", "episodes"], default="steps")
+    plot.add_argument("--smoothing", type=int, default=100, help="moving-average window")
+    plot.add_argument("--source", choices=["episodes", "evaluations"], default="episodes")
     return parser
+
+
+def _callbacks(args) -> list:
+    callbacks = []
+    if args.eval_freq > 0:
+        callbacks.append(
+            EvalCallback(
+                args.env,
+                eval_freq=args.eval_freq,
+                n_eval_episodes=args.eval_episodes,
+                best_model_save_path=args.out,
+                log_path=args.out,
+                seed=args.seed,
+            )
+        )
+    if args.save_freq > 0:
+        checkpoints = os.path.join(args.out, "checkpoints")
+        callbacks.append(CheckpointCallback(args.save_freq, checkpoints, name_prefix=args.algo))
+    return callbacks
 
 
 def _train(args) -> dict:
@@ -50,6 +83,8 @@ def _train(args) -> dict:
         args.total_steps,
         progress=not args.no_progress,
         log_path=os.path.join(args.out, "episodes.csv"),
+        loss_log_path=os.path.join(args.out, "losses.csv"),
+        callback=_callbacks(args),
     )
     seconds = time.perf_counter() - start
     agent.save(os.path.join(args.out, AGENT_FILE))
@@ -82,10 +117,17 @@ def _evaluate(args) -> dict:
     return {"algo": algo, "env": agent.env_id, "episodes": args.episodes, "mean": mean, "std": std}
 
 
+def _plot(args) -> dict:
+    from .plotting import plot_results
+
+    plot_results(args.dirs, args.out, x=args.x, smoothing=args.smoothing, source=args.source)
+    return {"out": args.out, "runs": len(args.dirs)}
+
+
 def main(argv=None) -> int:
     """Run the command line with ``argv`` (default ``sys.argv[1:]``); prints a JSON summary."""
     args = _parser().parse_args(argv)
-    result = _train(args) if args.command == "train" else _evaluate(args)
+    result = {"train": _train, "evaluate": _evaluate, "plot": _plot}[args.command](args)
     print(json.dumps(result))
     return 0
 

@@ -16,7 +16,22 @@ import numpy as np
 
 import ember
 
-__all__ = ["compute_gae", "RolloutBuffer"]
+__all__ = ["compute_gae", "explained_variance", "RolloutBuffer"]
+
+
+def explained_variance(y_pred, y_true) -> float:
+    """``1 - Var(y_true - y_pred) / Var(y_true)``: how much of the returns the critic predicts.
+
+    1 is perfect, 0 no better than a constant, negative worse; NaN when ``y_true`` is constant
+    (SB3's ``train/explained_variance``, computed on the rollout's values and returns).
+
+    >>> explained_variance(np.array([1.0, 2.0, 3.0]), np.array([1.0, 2.0, 4.0]))
+    0.8571428571428571
+    """
+    y_pred = np.asarray(y_pred, np.float64).ravel()
+    y_true = np.asarray(y_true, np.float64).ravel()
+    var = np.var(y_true)
+    return float("nan") if var == 0 else float(1.0 - np.var(y_true - y_pred) / var)
 
 
 def compute_gae(

@@ -6,6 +6,7 @@ module holds the loop around them, so the three read the same way.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import json
@@ -20,11 +21,14 @@ from tqdm.auto import tqdm
 
 import ember
 
-from ..buffers import RolloutBuffer
+from ..buffers import RolloutBuffer, explained_variance
+from ..callbacks import as_callback
 from ..envs import Normalizer, final_observations, make_vec_env, seed_everything
 from ..policies import ActorCritic, _activation_name
 
 __all__ = ["OnPolicyAgent", "get_schedule"]
+
+EPISODE_COLUMNS = ["step", "episode_return", "episode_length"]
 
 
 def get_schedule(value):
@@ -43,6 +47,17 @@ def get_schedule(value):
         start = float(value[len("lin_") :])
         return lambda progress_remaining: progress_remaining * start
     return lambda progress_remaining: float(value)
+
+
+def _csv_writer(stack: contextlib.ExitStack, path, header):
+    """A csv writer appending to ``path`` (closed with ``stack``); the header goes into new or
+    empty files only, so a resumed run keeps extending the same log."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    new = not os.path.exists(path) or os.path.getsize(path) == 0
+    writer = csv.writer(stack.enter_context(open(path, "a", newline="")))
+    if new:
+        writer.writerow(header)
+    return writer
 
 
 def _env_id(env):
@@ -96,6 +111,7 @@ class OnPolicyAgent:
         self.num_timesteps = 0
         self.episode_returns = deque(maxlen=100)  # SB3's ep_rew_mean window
         self.episode_log: list[tuple[int, float, int]] = []  # (step, return, length)
+        self.last_stats: dict = {}  # the latest update's losses etc. (SB3's train/ names)
         self._ep_return = np.zeros(cfg.n_envs)
         self._ep_length = np.zeros(cfg.n_envs, dtype=np.int64)
 
@@ -186,12 +202,22 @@ class OnPolicyAgent:
                 on_episode(row)
             self._ep_return[i], self._ep_length[i] = 0.0, 0
 
-    def learn(self, total_steps: int, progress: bool = True, log_path=None):
+    def learn(
+        self,
+        total_steps: int,
+        progress: bool = True,
+        log_path=None,
+        callback=None,
+        loss_log_path=None,
+    ):
         """Train for at least ``total_steps`` more env steps (all envs counted, whole rollouts).
 
         ``progress`` shows a tqdm bar with steps/s and the mean return of the last 100
         episodes; ``log_path`` appends one CSV row per finished episode
-        (``step,episode_return,episode_length``).
+        (``step,episode_return,episode_length``) and ``loss_log_path`` one per update
+        (``step`` then :attr:`last_stats`, SB3's ``train/`` names). ``callback`` is a
+        :class:`ember_rl.callbacks.BaseCallback` or a list of them, called after every
+        rollout and update; one returning ``False`` stops training.
         """
         cfg = self.config
         action_dtype = np.int64 if isinstance(self.action_space, spaces.Discrete) else np.float32
@@ -202,31 +228,46 @@ class OnPolicyAgent:
             self.action_space.shape,
             action_dtype,
         )
+        callback = as_callback(callback)
         start = self.num_timesteps
-        log_file = writer = None
-        if log_path is not None:
-            new = not os.path.exists(log_path) or os.path.getsize(log_path) == 0
-            log_file = open(log_path, "a", newline="")
-            writer = csv.writer(log_file)
-            if new:
-                writer.writerow(["step", "episode_return", "episode_length"])
         per_rollout = cfg.n_steps * cfg.n_envs  # learn() runs whole rollouts, like SB3
         planned = -(-total_steps // per_rollout) * per_rollout
-        bar = tqdm(total=planned, unit="step", disable=not progress, dynamic_ncols=True)
-        try:
+        with contextlib.ExitStack() as stack:
+            episodes = losses = None
+            if log_path is not None:
+                episodes = _csv_writer(stack, log_path, EPISODE_COLUMNS)
+            bar = stack.enter_context(
+                tqdm(total=planned, unit="step", disable=not progress, dynamic_ncols=True)
+            )
+            if callback is not None:
+                callback.on_training_start(self, total_steps)
             while self.num_timesteps - start < total_steps:
                 self.collect_rollout(
-                    buffer, on_step=bar.update, on_episode=writer and writer.writerow
+                    buffer, on_step=bar.update, on_episode=episodes and episodes.writerow
                 )
                 progress_remaining = max(0.0, 1.0 - (self.num_timesteps - start) / total_steps)
-                self.last_stats = self._update(buffer, progress_remaining)
+                stats = self._update(buffer, progress_remaining)
+                self.last_stats = self._train_stats(stats, buffer)
+                if loss_log_path is not None:
+                    if losses is None:
+                        losses = _csv_writer(stack, loss_log_path, ["step", *self.last_stats])
+                    losses.writerow([self.num_timesteps, *self.last_stats.values()])
                 if self.episode_returns:
                     bar.set_postfix(ep_return=f"{np.mean(self.episode_returns):.1f}")
-        finally:
-            bar.close()
-            if log_file is not None:
-                log_file.close()
+                if callback is not None and not callback.on_step():
+                    break
+            if callback is not None:
+                callback.on_training_end()
         return self
+
+    def _train_stats(self, stats: dict, buffer: RolloutBuffer) -> dict:
+        """The update's statistics plus what SB3 logs for every algorithm."""
+        stats = dict(stats)
+        stats["explained_variance"] = explained_variance(buffer.values, buffer.returns)
+        stats["learning_rate"] = float(self.optimizer.param_groups[0]["lr"])
+        if self.policy.log_std is not None:
+            stats["std"] = float(self.policy.log_std.detach().exp().mean())
+        return stats
 
     def _update(self, buffer: RolloutBuffer, progress_remaining: float) -> dict:
         raise NotImplementedError
@@ -239,28 +280,53 @@ class OnPolicyAgent:
         self.optimizer.step()
 
     # -- evaluation and checkpoints ----------------------------------------------------------
-    def evaluate(self, n_episodes: int = 10, deterministic: bool = True, seed: int | None = None):
-        """``(mean, std)`` of the undiscounted return over ``n_episodes`` fresh episodes."""
-        if self.env_id is None:
+    def evaluate(
+        self,
+        n_episodes: int = 10,
+        deterministic: bool = True,
+        seed: int | None = None,
+        env=None,
+        return_episode_rewards: bool = False,
+    ):
+        """``(mean, std)`` of the undiscounted return over ``n_episodes`` fresh episodes.
+
+        ``env`` is an env id or a ``gymnasium.Env`` (default: a new env of the agent's id; an
+        env passed in is left open). Episode ``i`` is reset with ``seed + i`` when ``seed`` is
+        given. ``return_episode_rewards=True`` returns the per-episode ``(returns, lengths)``
+        lists instead, like SB3's ``evaluate_policy``.
+        """
+        env = self.env_id if env is None else env
+        if env is None:
             raise ValueError("evaluate() needs an env id; this agent was given an env without one")
-        env = gym.make(self.env_id)
-        returns = []
+        own = isinstance(env, str)
+        env = gym.make(env) if own else env
+        returns, lengths = [], []
         try:
             for episode in range(n_episodes):
                 obs, _ = env.reset(seed=None if seed is None else seed + episode)
-                total, done = 0.0, False
+                total, length, done = 0.0, 0, False
                 while not done:
                     action = self._env_actions(self.predict(obs, deterministic))
                     obs, reward, terminated, truncated, _ = env.step(action)
-                    total += float(reward)
+                    total, length = total + float(reward), length + 1
                     done = terminated or truncated
                 returns.append(total)
+                lengths.append(length)
         finally:
-            env.close()
+            if own:
+                env.close()
+        if return_episode_rewards:
+            return returns, lengths
         return float(np.mean(returns)), float(np.std(returns))
 
     def save(self, path) -> None:
-        """Write policy weights, normalisation statistics and hyperparameters with ember.save."""
+        """Write everything needed to evaluate or resume training to one file (ember.save).
+
+        That is the policy weights, the optimizer's state, the normalisation statistics, the
+        hyperparameters, the step count and the random generators' states. The envs' own
+        state is not saved (Gymnasium has no API for it): :meth:`load` starts fresh episodes.
+        """
+        rng = {"agent": self.rng.bit_generator.state, "ember": ember.default_generator.get_state()}
         ember.save(
             {
                 "algo": self.algo,
@@ -269,22 +335,36 @@ class OnPolicyAgent:
                 "num_timesteps": int(self.num_timesteps),
                 "hyperparameters": json.loads(json.dumps(dataclasses.asdict(self.config))),
                 "policy": self.policy.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
                 "normalizer": self.normalizer.state_dict(),
+                "rng": json.dumps(rng),  # PCG64 states hold 128-bit integers: JSON keeps them
             },
             path,
         )
 
     @classmethod
     def load(cls, path, env=None):
-        """An agent rebuilt from :meth:`save`'s file, on ``env`` or on the saved env id."""
+        """An agent rebuilt from :meth:`save`'s file, on ``env`` or on the saved env id.
+
+        ``learn`` then continues the saved run: same optimizer state, normalisation and random
+        streams. The envs restart from episodes reset with the saved seed, and for a seeded
+        agent ember's global generator is set to its saved state (the constructor seeds it).
+        """
         state = ember.load(path)
         if cls.algo != "base" and state["algo"] != cls.algo:
             raise ValueError(f"{path} holds a {state['algo']} agent, not {cls.algo}")
-        agent = cls(env if env is not None else state["env_id"], **state["hyperparameters"])
-        agent.seed = state["seed"]
+        env = env if env is not None else state["env_id"]
+        agent = cls(env, seed=state["seed"], **state["hyperparameters"])
         agent.policy.load_state_dict(state["policy"])
         agent.normalizer.load_state_dict(state["normalizer"])
         agent.num_timesteps = state["num_timesteps"]
+        if "optimizer" in state:  # files from before the optimizer was saved lack these two
+            agent.optimizer.load_state_dict(state["optimizer"])
+        if "rng" in state:
+            rng = json.loads(state["rng"])
+            agent.rng.bit_generator.state = rng["agent"]
+            if state["seed"] is not None:
+                ember.default_generator.set_state(rng["ember"])
         return agent
 
     def close(self) -> None:

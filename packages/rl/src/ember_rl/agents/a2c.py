@@ -77,8 +77,9 @@ class A2C(OnPolicyAgent):
         entropy_loss = -entropy.mean()
         loss = policy_loss + cfg.ent_coef * entropy_loss + cfg.vf_coef * value_loss
         self._step_optimizer(loss)
-        return {
+        return {  # SB3's train/ names
             "policy_loss": float(policy_loss),
             "value_loss": float(value_loss),
-            "entropy": -float(entropy_loss),
+            "entropy_loss": float(entropy_loss),
+            "loss": float(loss),
         }

@@ -76,7 +76,8 @@ class PPO(OnPolicyAgent):
         clip_vf = None
         if cfg.clip_range_vf is not None:
             clip_vf = get_schedule(cfg.clip_range_vf)(progress_remaining)
-        stats = {"policy_loss": [], "value_loss": [], "entropy": [], "approx_kl": [], "clip": []}
+        names = ("policy_gradient_loss", "value_loss", "entropy_loss", "approx_kl", "loss")
+        stats = {name: [] for name in (*names, "clip_fraction")}  # SB3's train/ names
         for _ in range(cfg.n_epochs):
             kls = []
             for batch in buffer.get(cfg.batch_size, self.rng):
@@ -105,10 +106,10 @@ class PPO(OnPolicyAgent):
                 if cfg.target_kl is not None and approx_kl > 1.5 * cfg.target_kl:
                     break
                 self._step_optimizer(loss)
-                for key, value in zip(
-                    stats, (policy_loss, value_loss, -entropy_loss, approx_kl, clipped)
-                ):
+                values_now = (policy_loss, value_loss, entropy_loss, approx_kl, loss, clipped)
+                for key, value in zip(stats, values_now):
                     stats[key].append(float(value))
             if cfg.target_kl is not None and kls and kls[-1] > 1.5 * cfg.target_kl:
                 break
-        return {key: float(np.mean(v)) if v else float("nan") for key, v in stats.items()}
+        stats = {key: float(np.mean(v)) if v else float("nan") for key, v in stats.items()}
+        return {**stats, "clip_range": float(clip_range)}

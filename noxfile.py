@@ -30,9 +30,9 @@ def core(session):
     session.run("pytest", "tests/core", "-q", "-p", "no:cacheprovider", *session.posargs)
 
 
-def _test_domain(session, name, extras=""):
+def _test_domain(session, name, extras="", *references):
     # one install command, so the local core satisfies the domain package's "ember" requirement
-    session.install(CORE, f"./packages/{name}{extras}", "pytest")
+    session.install(CORE, f"./packages/{name}{extras}", "pytest", *references)
     session.run("pytest", f"tests/{name}", "-q", "-p", "no:cacheprovider", *session.posargs)
 
 
@@ -43,7 +43,8 @@ def vision(session):
 
 @nox.session
 def text(session):
-    _test_domain(session, "text")
+    # scikit-learn: the reference for the classifier's macro-F1
+    _test_domain(session, "text", "", "scikit-learn")
 
 
 @nox.session
@@ -62,10 +63,11 @@ def docs(session):
 
 @nox.session
 def demo(session):
-    """Train on scikit-learn's digits: a small conv net, then ember_vision's ResNet-18."""
-    session.install(CORE, "./packages/vision", "scikit-learn")
+    """Digits with a small conv net and ember_vision's ResNet-18, then a tiny BERT classifier."""
+    session.install(CORE, "./packages/vision", "./packages/text", "scikit-learn")
     session.run("python", "examples/train_digits.py", *session.posargs)
     session.run("python", "examples/train_digits_vision.py", *session.posargs)
+    session.run("python", "examples/train_text.py")  # no posargs: its options differ
 
 
 @nox.session

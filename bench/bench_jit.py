@@ -1,11 +1,18 @@
 """Eager vs traced (and traced + optimize_for_inference) inference time in ember, no torch.
 
-Usage: python bench/bench_jit.py
+Rounds interleave eager, traced and optimized calls (one of each per round), so load from
+other processes hits all three alike; the table shows medians and the traced/eager ratios.
+
+Usage: python bench/bench_jit.py [--quick] [--rounds N]
+    --quick: only the small models (seconds); default adds ResNet-50 (batch 8, 224x224) and a
+    MiniLM-size BERT encoder (6 layers, d=384, batch 32, seq 128), which take minutes.
 """
 
 from __future__ import annotations
 
-from _timing import median_time
+import argparse
+import statistics
+import time
 
 import ember
 import ember.jit
@@ -33,23 +40,63 @@ def _mlp():
     ).eval()
 
 
-def _time(fn, x) -> float:
+def _resnet50():
+    import ember_vision
+
+    return ember_vision.models.resnet50().eval(), (ember.randn(8, 3, 224, 224),)
+
+
+def _bert():
+    import ember_text
+
+    cfg = ember_text.models.BertConfig(
+        hidden_size=384, num_hidden_layers=6, num_attention_heads=12, intermediate_size=1536
+    )
+    ids = ember.randint(0, cfg.vocab_size, (32, 128))
+    mask = ember.ones(32, 128, dtype=ember.int64)
+    return ember_text.models.BertModel(cfg).eval(), (ids, mask)
+
+
+def _small():
+    return [
+        ("conv net 8x3x32x32", _conv_net(), (ember.randn(8, 3, 32, 32),)),
+        ("mlp 32x64", _mlp(), (ember.randn(32, 64),)),
+    ]
+
+
+def _interleaved(fns: list, args: tuple, rounds: int) -> list[float]:
+    """Median seconds per call of each of ``fns``, one call of each per round."""
+    times: list[list[float]] = [[] for _ in fns]
     with ember.no_grad():
-        return median_time(lambda: fn(x))
+        for fn in fns:  # warm-up
+            fn(*args)
+        for _ in range(rounds):
+            for i, fn in enumerate(fns):
+                t0 = time.perf_counter()
+                fn(*args)
+                times[i].append(time.perf_counter() - t0)
+    return [statistics.median(t) for t in times]
 
 
 def main() -> None:
     """Print a Markdown table of eager and traced milliseconds per batch and their ratio."""
-    cases = [("conv net 8x3x32x32", _conv_net(), (8, 3, 32, 32)), ("mlp 32x64", _mlp(), (32, 64))]
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small models only")
+    parser.add_argument("--rounds", type=int, default=None, help="timed rounds per model")
+    opts = parser.parse_args()
+    cases = [(n, m, a, opts.rounds or 30) for n, m, a in _small()]
+    if not opts.quick:
+        for name, build in (("ResNet-50 8x3x224x224", _resnet50), ("BERT 6x384 32x128", _bert)):
+            model, args = build()
+            cases.append((name, model, args, opts.rounds or 7))
     print("| model | eager ms | traced ms | optimized ms | traced/eager | optimized/eager |")
     print("|---|---:|---:|---:|---:|---:|")
-    for name, model, shape in cases:
-        x = ember.randn(*shape)
-        traced = ember.jit.trace(model, x)
+    for name, model, args, rounds in cases:
+        traced = ember.jit.trace(model, args)
         fast = ember.jit.optimize_for_inference(traced)
-        e, t, o = (_time(fn, x) for fn in (model, traced, fast))
-        ms = f"{e * 1e3:.3f} | {t * 1e3:.3f} | {o * 1e3:.3f}"
-        print(f"| {name} | {ms} | {t / e:.2f} | {o / e:.2f} |")
+        e, t, o = _interleaved([model, traced, fast], args, rounds)
+        ms = f"{e * 1e3:.1f} | {t * 1e3:.1f} | {o * 1e3:.1f}"
+        print(f"| {name} | {ms} | {t / e:.2f} | {o / e:.2f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -175,3 +175,68 @@ def test_load_in_a_process_without_the_model_code(tmp_path):
         text=True,
     )
     assert run.stdout.strip() == "ok"
+
+
+def _text_models():
+    text = pytest.importorskip("ember_text")
+    ember.manual_seed(0)
+    bert = text.models.BertConfig(
+        vocab_size=50,
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=32,
+    )
+    gpt2 = text.models.GPT2Config(vocab_size=50, n_positions=32, n_embd=16, n_layer=2, n_head=2)
+    return {
+        "bert": (text.models.BertModel(bert).eval(), 2),
+        "bert_cls": (text.models.BertForSequenceClassification(bert).eval(), 2),
+        "gpt2": (text.models.GPT2LMHeadModel(gpt2).eval(), 1),
+    }
+
+
+def _text_inputs(batch, seq, n):
+    ids = ember.randint(0, 50, (batch, seq))
+    mask = ember.ones(batch, seq, dtype=ember.int64)
+    mask[0, seq - 1] = 0
+    return (ids, mask)[:n]
+
+
+@pytest.mark.parametrize("name", ["bert", "bert_cls", "gpt2"])
+def test_one_trace_serves_every_batch_and_sequence_length(name, tmp_path):
+    model, n = _text_models()[name]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        traced = ember.jit.trace(
+            model, _text_inputs(2, 7, n), dynamic_axes={i: [0, 1] for i in range(n)}
+        )
+    traced.save(tmp_path / "t.ejit")
+    loaded = ember.jit.load(tmp_path / "t.ejit")
+    for batch, seq in [(1, 3), (3, 5), (2, 12)]:
+        x = _text_inputs(batch, seq, n)
+        with ember.no_grad():
+            want = model(*x)
+        for fn in (traced, loaded):
+            got = fn(*x)
+            pairs = zip(got, want) if isinstance(want, tuple) else [(got, want)]
+            for g, w in pairs:
+                _close(g, w)
+
+
+def test_symbolic_reshape_and_arange_follow_dynamic_dims():
+    def f(x):  # x: (B, T, 6)
+        b, t, d = x.shape
+        y = x.reshape(b, t, 2, d // 2).transpose(1, 2).reshape(b * 2, t, -1)  # (2B, T, 3)
+        return y + ember.arange(t).float().unsqueeze(-1)
+
+    traced = ember.jit.trace(f, ember.randn(2, 5, 6), dynamic_axes={0: [0, 1]})
+    assert {n.op for n in traced.graph.nodes if n.sym} >= {"Reshape", "Arange"}
+    x = ember.randn(3, 4, 6)
+    _close(traced(x), f(x))
+    with pytest.raises(RuntimeError, match="dims 0, 1 may vary"):
+        traced(ember.randn(3, 4, 5))
+
+
+def test_same_size_for_two_dynamic_dims_warns():
+    with pytest.warns(ember.jit.TracerWarning, match="same size"):
+        ember.jit.trace(lambda x: x + 1, ember.randn(3, 3), dynamic_axes={0: [0, 1]})

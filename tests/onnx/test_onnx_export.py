@@ -115,3 +115,42 @@ def test_export_maps_slices_cat_embedding_and_logsoftmax(tmp_path):
 def test_unmapped_op_raises_a_clear_error(tmp_path):
     with pytest.raises(NotImplementedError, match="no ONNX mapping"):
         ember.onnx.export(lambda x: x.cumsum(0), (ember.randn(3),), str(tmp_path / "c.onnx"))
+
+
+def _roundtrip(fn, example, path, axes, others):
+    ember.onnx.export(fn, example, path, input_names=["x"], dynamic_axes={"x": axes})
+    onnx.checker.check_model(onnx.load(path))
+    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    for x in (example[0], *others):
+        (got,) = sess.run(None, {"x": x.numpy()})
+        np.testing.assert_allclose(got, fn(x).numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_export_maps_advanced_indexing_einsum_and_pad(tmp_path):
+    idx = ember.tensor([2, 0, 1, 2])
+    rows, cols = ember.tensor([0, 1, 1]), ember.tensor([2, 0, 1])
+    w, v = ember.randn(3, 5), ember.randn(4, 2)
+
+    def f(x):  # x: (B, 3, 4)
+        a = x[:, idx]  # Gather on dim 1: (B, 4, 4)
+        b = ember.einsum("bij,jk->bik", a, v)  # (B, 4, 2)
+        c = nn.functional.pad(b, (1, 2, 0, 1), value=0.5)  # (B, 5, 5)
+        d = x.permute(1, 2, 0)[rows, cols]  # GatherND: (3, B)
+        return c.sum(-1) + (w[rows] * 2).sum() + d.sum(0).unsqueeze(-1)
+
+    with ember.no_grad():
+        x = ember.randn(2, 3, 4)
+        _roundtrip(f, (x,), str(tmp_path / "adv.onnx"), [0], [ember.randn(5, 3, 4)])
+
+
+def test_export_masks_and_arange_follow_the_sequence_length(tmp_path):
+    def f(x):  # x: (B, T); a causal mask and positions built from the traced T
+        t = x.shape[1]
+        pos = ember.arange(t).to(ember.float32)  # (T,)
+        causal = ember.tril(ember.ones(t, t, dtype=ember.bool))  # (T, T)
+        keep = (x > 0).unsqueeze(1) & causal  # (B, T, T)
+        return ember.where(keep, x.unsqueeze(1) + pos, ember.zeros(())).sum(-1)
+
+    with ember.no_grad():
+        others = [ember.randn(3, 9), ember.randn(1, 2)]
+        _roundtrip(f, (ember.randn(2, 5),), str(tmp_path / "m.onnx"), [0, 1], others)

@@ -13,7 +13,7 @@ import copy
 
 import numpy as np
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 class Ref:
@@ -47,14 +47,19 @@ class Value:
 
 
 class Node:
-    """One call of ``op`` (a Primitive class name); ``dyn`` lists the params whose entry 0 is
-    the batch size (re-derived when the graph runs with another batch size)."""
+    """One call of ``op`` (a Primitive class name); ``sym`` maps the params whose sizes follow
+    the inputs' dynamic dims to their symbolic form (see ``ember.jit.symbolic``)."""
 
-    __slots__ = ("op", "args", "params", "outputs", "dyn")
+    __slots__ = ("op", "args", "params", "outputs", "sym")
 
-    def __init__(self, op: str, args, params: dict, outputs, dyn=()):
+    def __init__(self, op: str, args, params: dict, outputs, sym=None):
         self.op, self.args, self.params = op, list(args), dict(params)
-        self.outputs, self.dyn = list(outputs), tuple(dyn)
+        self.outputs, self.sym = list(outputs), dict(sym or {})
+
+    @property
+    def dyn(self) -> tuple:
+        """The names of the params re-derived from the input shapes at run time."""
+        return tuple(self.sym)
 
     def refs(self) -> list[int]:
         """Ids of every value this node reads (arguments and parameters)."""
@@ -97,7 +102,7 @@ class Graph:
         self.consts: dict[int, str] = {}  # value id -> tensor name
         self.tensors: dict[str, np.ndarray] = {}
         self.nodes: list[Node] = []
-        self.batch: int | None = None  # traced size of the inputs' dim 0, when it is dynamic
+        self.dynamic: list[tuple[int, int]] = []  # (input index, axis) of each dynamic dim
         self._next: int | None = None  # the next free value id (None: after the largest)
 
     def new_value(self, shape, dtype) -> int:
@@ -127,7 +132,8 @@ class Graph:
         g._next = None
         g.values, g.inputs, g.outputs = dict(self.values), list(self.inputs), list(self.outputs)
         g.consts, g.tensors = dict(self.consts), dict(self.tensors)
-        g.nodes = [Node(n.op, n.args, n.params, n.outputs, n.dyn) for n in self.nodes]
+        g.dynamic = list(self.dynamic)
+        g.nodes = [Node(n.op, n.args, n.params, n.outputs, n.sym) for n in self.nodes]
         return g
 
     def uses(self) -> dict[int, int]:
@@ -165,14 +171,14 @@ class Graph:
             "outputs": self.outputs,
             "tuple_out": self.tuple_out,
             "consts": {str(k): v for k, v in self.consts.items()},
-            "batch": self.batch,
+            "dynamic": [list(d) for d in self.dynamic],
             "nodes": [
                 {
                     "op": n.op,
                     "args": [encode(a) for a in n.args],
                     "params": {k: encode(v) for k, v in n.params.items()},
                     "outputs": n.outputs,
-                    "dyn": list(n.dyn),
+                    "sym": {k: encode(v) for k, v in n.sym.items()},
                 }
                 for n in self.nodes
             ],
@@ -181,7 +187,7 @@ class Graph:
     @classmethod
     def from_json(cls, data: dict, tensors: dict) -> Graph:
         """Rebuild a graph from ``to_json`` data and the constants' arrays."""
-        if data.get("version") != FORMAT_VERSION:
+        if data.get("version") not in (1, FORMAT_VERSION):
             raise ValueError(
                 f"ember.jit: graph format version {data.get('version')!r} is not supported "
                 f"(this ember reads version {FORMAT_VERSION})"
@@ -189,7 +195,12 @@ class Graph:
         g = cls()
         g.values = {int(k): Value(s, d) for k, (s, d) in data["values"].items()}
         g.inputs, g.outputs = list(data["inputs"]), list(data["outputs"])
-        g.tuple_out, g.batch = bool(data["tuple_out"]), data["batch"]
+        g.tuple_out = bool(data["tuple_out"])
+        old = data.get("version") == 1  # version 1: only dim 0 (the batch) was dynamic
+        if old:
+            g.dynamic = [(i, 0) for i in range(len(g.inputs))] if data["batch"] else []
+        else:
+            g.dynamic = [tuple(d) for d in data["dynamic"]]
         g.consts = {int(k): v for k, v in data["consts"].items()}
         missing = set(g.consts.values()) - set(tensors)
         if missing:
@@ -198,7 +209,11 @@ class Graph:
         for n in data["nodes"]:
             args = [decode(a) for a in n["args"]]
             params = {k: decode(v) for k, v in n["params"].items()}
-            g.nodes.append(Node(n["op"], args, params, n["outputs"], n["dyn"]))
+            if old:
+                sym = {k: (["dim", 0, 0],) + tuple(params[k][1:]) for k in n["dyn"]}
+            else:
+                sym = {k: decode(v) for k, v in n["sym"].items()}
+            g.nodes.append(Node(n["op"], args, params, n["outputs"], sym))
         return g
 
 

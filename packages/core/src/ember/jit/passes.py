@@ -45,7 +45,7 @@ def constant_fold(graph: Graph) -> Graph:
     for n in g.nodes:
         refs = n.refs()
         cls = registry.ops().get(n.op)
-        if cls is None or n.dyn or n.op in _NO_FOLD or not refs:
+        if cls is None or n.sym or n.op in _NO_FOLD or not refs:
             keep.append(n)
             continue
         if any(v not in g.consts for v in refs):
@@ -63,7 +63,7 @@ def constant_fold(graph: Graph) -> Graph:
 
 
 def _key(n) -> str:
-    return json.dumps([n.op, encode(n.args), encode(n.params), list(n.dyn)], sort_keys=True)
+    return json.dumps([n.op, encode(n.args), encode(n.params), encode(n.sym)], sort_keys=True)
 
 
 def cse(graph: Graph) -> Graph:
@@ -144,7 +144,7 @@ def fold_batchnorm(graph: Graph) -> Graph:
         drop.update(id(n) for n, _ in chain)
         if has_bias:
             b = bias.astype(w.dtype).reshape(1, -1, 1, 1)
-            last.op, last.params, last.dyn = "Add", {}, ()
+            last.op, last.params, last.sym = "Add", {}, {}
             last.args = [Ref(conv.outputs[0]), Ref(g.add_const(f"{wname}.folded_bias", b))]
             drop.discard(id(last))
         else:

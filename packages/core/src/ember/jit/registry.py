@@ -23,6 +23,7 @@ _ALLOWED = {
     "ember.ops.recurrent": "LSTMPointwise GRUPointwise",
     "ember.nn._activations": "Gelu Silu",
     "ember.nn._embedding": "EmbeddingLookup",
+    "ember.jit.traceops": "Arange Full Compare",
 }
 
 _OPS: dict = {}

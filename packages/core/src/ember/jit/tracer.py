@@ -8,17 +8,15 @@ import warnings
 
 import numpy as np
 
-from .._tensor import TENSOR_TYPES, Tensor
+from .._tensor import TENSOR_TYPES, Size, Tensor
 from ..autograd.function import Primitive
 from ..autograd.grad_mode import no_grad
+from . import hooks, shapes, symbolic
 from .graph import Graph, Node, Ref
 
 
 class TracerWarning(UserWarning):
     """The trace may not generalize: a traced value became a Python value or a constant."""
-
-
-_SHAPE_OPS = ("Reshape", "Expand")  # ops whose ``shape`` param may bake the batch size
 
 
 def _host(arr) -> np.ndarray:
@@ -28,15 +26,16 @@ def _host(arr) -> np.ndarray:
 class Recorder:
     """Maps live tensors to graph values while one trace runs."""
 
-    def __init__(self, names: dict, batch: int | None):
+    def __init__(self, names: dict, dynamic):
         self.graph = Graph()
-        self.graph.batch = batch
+        self.graph.dynamic = sorted(dynamic)
         self.names = names  # id(tensor) -> parameter or buffer name
         self.by_id: dict[int, int] = {}  # id(tensor) -> value id
         self.by_data: dict[int, int] = {}  # id(array) -> value id (aliases of a value)
         self.version: dict[int, int] = {}  # id(tensor) -> version counter when registered
         self.keep: list = []  # keeps recorded objects alive so their ids stay unique
-        self.batched: set[int] = set()  # values whose dim 0 is the batch
+        self.sym: dict[int, tuple] = {}  # value id -> its shape with dynamic dims as expressions
+        self.known: dict[int, object] = {}  # traced size -> the first expression seen with it
         self.ops: dict = {}  # op name -> Primitive class
 
     def bind(self, t: Tensor, vid: int) -> None:
@@ -47,11 +46,32 @@ class Recorder:
 
     def add_input(self, t: Tensor) -> None:
         """Register a graph input."""
+        i = len(self.graph.inputs)
         vid = self.graph.new_value(t._data.shape, t._data.dtype)
         self.graph.inputs.append(vid)
-        if self.graph.batch is not None and t._data.ndim:
-            self.batched.add(vid)
+        dyn = {a for j, a in self.graph.dynamic if j == i}
+        if dyn:
+            shape = t._data.shape
+            self.sym[vid] = tuple(["dim", i, a] if a in dyn else s for a, s in enumerate(shape))
+            for a in sorted(dyn):
+                self.known.setdefault(shape[a], ["dim", i, a])
         self.bind(t, vid)
+
+    def value(self, expr) -> int:
+        """The traced value of a size expression."""
+        return symbolic.evaluate(expr, [self.graph.values[v].shape for v in self.graph.inputs])
+
+    def traced(self, t) -> int | None:
+        """The value id of ``t`` when it is a traced (not constant) value, else None."""
+        vid = self.by_id.get(id(t)) if isinstance(t, Tensor) else None
+        return None if vid is None or vid in self.graph.consts else vid
+
+    def shape_of(self, t: Tensor):
+        """``t.shape`` with its dynamic dims as SymInts."""
+        entries = self.sym.get(self.by_id.get(id(t)))
+        if entries is None or entries and len(entries) != t._data.ndim:
+            return Size(t._data.shape)
+        return Size(symbolic.sym(s, e) for s, e in zip(t._data.shape, entries))
 
     def lookup(self, t: Tensor) -> int:
         """The value id of ``t``; a tensor not seen before becomes a constant."""
@@ -98,30 +118,21 @@ class Recorder:
         if self.ops.setdefault(name, cls) is not cls:
             raise RuntimeError(f"ember.jit.trace: two different ops are named {name!r}")
         rargs = [Ref(self.lookup(a)) if a.__class__ in TENSOR_TYPES else a for a in args]
-        rparams = {k: self._param(v) for k, v in params.items()}
+        rparams, sym = {}, {}
+        for k, v in params.items():
+            plain, with_expr = symbolic.split_symints(v)
+            rparams[k] = self._param(plain)
+            if symbolic.has_expr(with_expr):
+                sym[k] = with_expr
         outs = out if isinstance(out, tuple) else (out,)
-        node = Node(name, rargs, rparams, [])
-        batched = any(v in self.batched for v in node.refs())
+        node = Node(name, rargs, rparams, [], sym)
         for o in outs:
             vid = self.graph.new_value(o._data.shape, o._data.dtype)
             node.outputs.append(vid)
             self.bind(o, vid)
-            if batched and o._data.shape[:1] == (self.graph.batch,):
-                self.batched.add(vid)
-        node.dyn = self._dyn(node, batched)
+        if self.graph.dynamic:
+            shapes.propagate(self, node)
         self.graph.nodes.append(node)
-
-    def _dyn(self, node: Node, batched: bool) -> tuple:
-        b = self.graph.batch
-        if b is None or node.op not in _SHAPE_OPS:
-            return ()
-        shape = node.params.get("shape")
-        if not shape or shape[0] != b:
-            return ()
-        src = self.graph.values[node.args[0].vid].shape
-        if batched or (node.op == "Expand" and src[:1] == (1,)):
-            return ("shape",)
-        return ()
 
     def commit(self, t: Tensor, out: Tensor) -> None:
         """``t`` was overwritten in place with ``out``: it now stands for ``out``'s value."""
@@ -176,9 +187,10 @@ def _patch_commit(rec: Recorder) -> list:
     return saved
 
 
-def run_traced(fn, inputs: tuple, names: dict, batch: int | None):
-    """Call ``fn(*inputs)`` under no_grad, recording; return (graph, op classes)."""
-    rec = Recorder(names, batch)
+def run_traced(fn, inputs: tuple, names: dict, dynamic):
+    """Call ``fn(*inputs)`` under no_grad, recording; return (graph, op classes).
+    ``dynamic`` lists the ``(input index, axis)`` dims that may change between calls."""
+    rec = Recorder(names, dynamic)
     for t in inputs:
         rec.add_input(t)
     orig = Primitive.__dict__["apply"]
@@ -193,6 +205,9 @@ def run_traced(fn, inputs: tuple, names: dict, batch: int | None):
     try:
         saved += _patch_conversions(rec)
         saved += _patch_commit(rec)
+        if dynamic:
+            saved += hooks.patch_shape(rec) + hooks.patch_creation(rec)
+        saved += hooks.patch_compare(rec) + hooks.patch_attention(rec)
         with no_grad():
             out = fn(*inputs)
     finally:

@@ -23,7 +23,7 @@ class _Context:
         self.onnx, self.graph, self.opset = onnx, graph, opset
         self.names = names  # value id -> ONNX name
         self.nodes, self.inits, self._n = [], [], 0
-        self._batch = None
+        self._dims: dict = {}
 
     def fresh(self) -> str:
         """A new unique intermediate name."""
@@ -69,13 +69,48 @@ class _Context:
         self.nodes.append(self.onnx.helper.make_node(op_type, inputs, outputs, **attrs))
         return outputs[0]
 
-    def batch_size(self) -> str:
-        """A 1-D int64 tensor holding the batch size of the first input."""
-        if self._batch is None:
-            shape = self.emit("Shape", [self.name(self.graph.inputs[0])])
-            zero, one = self.const(np.array([0], np.int64)), self.const(np.array([1], np.int64))
-            self._batch = self.emit("Slice", [shape, zero, one])
-        return self._batch
+    def int64(self, values) -> str:
+        """A 1-D int64 initializer."""
+        return self.const(np.array(values, np.int64).reshape(-1))
+
+    def size(self, expr) -> str:
+        """A 1-D int64 tensor of one element holding the size expression ``expr``."""
+        if not isinstance(expr, list):
+            return self.int64([expr])
+        key = repr(expr)
+        if key not in self._dims:
+            if expr[0] == "dim":
+                shape = self.emit("Shape", [self.name(self.graph.inputs[expr[1]])])
+                self._dims[key] = self.emit("Gather", [shape, self.int64([expr[2]])], axis=0)
+            else:
+                a, b = self.size(expr[1]), self.size(expr[2])
+                self._dims[key] = self.emit(_ARITH[expr[0]], [a, b])
+        return self._dims[key]
+
+    def shape_tensor(self, entries) -> str:
+        """A 1-D int64 tensor holding a shape whose entries are ints or size expressions."""
+        if not any(isinstance(e, list) for e in entries):
+            return self.int64(list(entries))
+        parts, run = [], []
+        for e in entries:
+            if isinstance(e, list):
+                if run:
+                    parts, run = parts + [self.int64(run)], []
+                parts.append(self.size(e))
+            else:
+                run.append(e)
+        if run:
+            parts.append(self.int64(run))
+        return parts[0] if len(parts) == 1 else self.emit("Concat", parts, axis=0)
+
+    def scalar(self, expr) -> str:
+        """A 0-D int64 tensor holding the size expression ``expr``."""
+        if not isinstance(expr, list):
+            return self.const(np.array(expr, np.int64))
+        return self.emit("Squeeze", [self.size(expr), self.int64([0])])
+
+
+_ARITH = {"add": "Add", "sub": "Sub", "mul": "Mul", "div": "Div", "mod": "Mod"}
 
 
 def _import_onnx():
@@ -94,8 +129,6 @@ def _dims(names: list, dynamic_axes) -> dict:
         if key not in names:
             raise ValueError(f"ember.onnx.export: dynamic_axes names unknown value {key!r}")
         axes = axes if isinstance(axes, dict) else {a: f"{key}_dim{a}" for a in axes}
-        if set(axes) - {0}:
-            raise ValueError("ember.onnx.export: only dim 0 (the batch) can be dynamic")
         out[key] = axes
     return out
 
@@ -119,8 +152,10 @@ def export(
     """Trace ``model(*args)`` and write it as an ONNX model to the path ``f``.
 
     ``dynamic_axes`` maps input and output names to the axes that may vary (a list, or a dict
-    of axis to symbolic name); ember supports dim 0, the batch. ``opset_version`` defaults
-    to 17. Convolutions absorb the eval-mode batch norms after them (constant folding). Needs
+    of axis to symbolic name), any axes: the trace recomputes shapes from the dynamic input
+    dims (Shape, Gather and Concat nodes), so ``{"input_ids": {0: "batch", 1: "seq"}}``
+    serves every batch size and sequence length. ``opset_version`` defaults to 17.
+    Convolutions absorb the eval-mode batch norms after them (constant folding). Needs
     the ``onnx`` package; ``onnxruntime`` can then run the file.
     """
     onnx = _import_onnx()
@@ -128,9 +163,15 @@ def export(
     if opset < 17:
         raise ValueError("ember.onnx.export: opset_version must be 17 or newer")
     args = (args,) if isinstance(args, Tensor) else tuple(args)
-    traced = model if isinstance(model, TracedModule) else trace(model, args)
+    in_names = list(input_names or [f"input_{i}" for i in range(len(args))])
+    if isinstance(model, TracedModule):
+        traced = model
+    else:
+        axes = {
+            i: list(dynamic_axes[n]) for i, n in enumerate(in_names) if n in (dynamic_axes or {})
+        }
+        traced = trace(model, args, dynamic_axes=axes)
     graph = passes.optimize(traced.graph)
-    in_names = list(input_names or [f"input_{i}" for i in range(len(graph.inputs))])
     out_names = list(output_names or [f"output_{i}" for i in range(len(graph.outputs))])
     if len(in_names) != len(graph.inputs) or len(out_names) != len(graph.outputs):
         raise ValueError("ember.onnx.export: input_names/output_names have the wrong length")

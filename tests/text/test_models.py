@@ -130,3 +130,23 @@ def test_config_roundtrip_keeps_unknown_fields(tmp_path):
     assert config.num_labels == 3 and config.extra["id2label"]["2"] == "LABEL_2"
     config.save_pretrained(tmp_path)
     assert BertConfig.from_pretrained(tmp_path).to_dict() == config.to_dict()
+
+
+def test_bert_checkpoint_with_gamma_beta_layer_norm_names(tmp_path):
+    # the original Google BERT conversions store LayerNorm.weight/bias as gamma/beta
+    state = ember.load(FIXTURES / "bert" / "model.safetensors")
+    renamed = {
+        k.replace("LayerNorm.weight", "LayerNorm.gamma").replace(
+            "LayerNorm.bias", "LayerNorm.beta"
+        ): v
+        for k, v in state.items()
+    }
+    assert sum(k.endswith(".gamma") for k in renamed) > 0
+    folder = tmp_path / "old-bert"
+    folder.mkdir()
+    (folder / "config.json").write_text((FIXTURES / "bert" / "config.json").read_text())
+    ember.save(renamed, folder / "model.safetensors")
+    model = AutoModel.from_pretrained(folder)
+    with ember.no_grad():
+        hidden, _ = model(*bert_inputs())
+    np.testing.assert_allclose(hidden.numpy(), EXPECTED["bert_last_hidden_state"], atol=1e-4)

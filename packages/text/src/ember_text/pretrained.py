@@ -17,6 +17,8 @@ from pathlib import Path
 import ember
 from ember import nn
 
+from .hub import CONFIG_PATTERNS, MODEL_PATTERNS, resolve
+
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 
 
@@ -55,7 +57,8 @@ class PretrainedConfig:
 
     @classmethod
     def from_pretrained(cls, directory):
-        """Read ``config.json`` from a directory."""
+        """Read ``config.json`` from a directory or a Hugging Face repo id (config only)."""
+        directory = resolve(directory, CONFIG_PATTERNS, f"{cls.__name__}.from_pretrained")
         return cls.from_json_file(Path(directory) / "config.json")
 
     def to_json_file(self, path):
@@ -114,7 +117,8 @@ class PreTrainedModel(nn.Module):
 
     @classmethod
     def from_pretrained(cls, directory, config=None):
-        """Build the model from ``config.json`` and load its weights from ``directory``."""
+        """Build the model from ``config.json`` and the weights in a directory or hub repo id."""
+        directory = resolve(directory, MODEL_PATTERNS, f"{cls.__name__}.from_pretrained")
         if config is None:
             config = cls.config_class.from_pretrained(directory)
         model = cls(config)
@@ -146,6 +150,8 @@ class PreTrainedModel(nn.Module):
                 key = key[len(prefix) :]
             elif prefix and own_has_prefix and not has_prefix:
                 key = prefix + key
+            if key not in own:  # the original BERT checkpoints name LayerNorm's affine gamma/beta
+                key = re.sub(r"\.gamma$", ".weight", re.sub(r"\.beta$", ".bias", key))
             mapped[key] = value
         return mapped, dropped
 
@@ -189,9 +195,10 @@ class AutoModel:
 
     @classmethod
     def from_pretrained(cls, directory):
-        """Load the model class registered for this directory's ``model_type``."""
+        """Load the model class registered for this directory's (or hub repo's) ``model_type``."""
         from .models import MODEL_CLASSES
 
+        directory = resolve(directory, MODEL_PATTERNS, f"{cls.__name__}.from_pretrained")
         config = json.loads((Path(directory) / "config.json").read_text(encoding="utf-8"))
         model_type = config.get("model_type")
         choices = MODEL_CLASSES.get(model_type)

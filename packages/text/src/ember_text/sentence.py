@@ -18,6 +18,7 @@ import numpy as np
 import ember
 import ember.nn.functional as F
 
+from .hub import resolve
 from .models import BertModel
 from .tokenizers import AutoTokenizer
 
@@ -123,8 +124,8 @@ class SentenceEncoder:
 
     @classmethod
     def from_pretrained(cls, path):
-        """Load a sentence-transformers folder: modules.json, its Transformer and Pooling."""
-        root = Path(path)
+        """Load a sentence-transformers folder or hub repo id: modules.json, its modules."""
+        root = resolve(path, None, "SentenceEncoder.from_pretrained")
         if not (root / "modules.json").is_file():
             raise FileNotFoundError(
                 f"SentenceEncoder.from_pretrained: {root} has no modules.json "

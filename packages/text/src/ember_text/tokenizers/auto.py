@@ -1,8 +1,8 @@
 """``AutoTokenizer``: pick the tokenizer class a Hugging Face layout directory needs."""
 
 import json
-from pathlib import Path
 
+from ..hub import TOKENIZER_FILES, resolve
 from .hf import HFTokenizer
 from .sentencepiece import SentencePieceTokenizer
 
@@ -23,8 +23,8 @@ class AutoTokenizer:
 
     @staticmethod
     def from_pretrained(path):
-        """The tokenizer stored in directory ``path`` (or a single tokenizer.json / .model file)."""
-        path = Path(path)
+        """The tokenizer in directory ``path``, a tokenizer.json / .model file, or a hub repo id."""
+        path = resolve(path, TOKENIZER_FILES, "AutoTokenizer.from_pretrained")
         if path.is_file():
             if path.suffix == ".model":
                 return SentencePieceTokenizer.from_file(path)

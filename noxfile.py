@@ -96,7 +96,9 @@ def parity(session):
 @nox.session(venv_backend="virtualenv", default=False)
 def bench(session):
     """Run bench/bench_*.py side by side with PyTorch; results go where each script says."""
-    session.install(CORE, "./packages/vision", "./packages/rl", "./packages/text", TORCH)
+    session.install(
+        CORE, "./packages/vision", "./packages/rl", "./packages/text", TORCH, "stable-baselines3"
+    )
     session.install("transformers", "sentence-transformers", MINILM)  # bench_text's references
     session.run("python", "bench/run_all.py", *session.posargs)
 

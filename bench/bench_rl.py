@@ -17,10 +17,19 @@ note otherwise.
 - ``lunarlander``: PPO, LunarLander-v3, RL-Zoo hyperparameters, 1M steps, seed 0 (needs
   ``pip install 'ember-rl[box2d]'``; about an hour or more on a 2-core CPU)
 - ``lunarlander-continuous``: PPO, LunarLanderContinuous-v3, the same, 1M steps, seed 0
+- ``sb3-speed``: ember-rl PPO against Stable-Baselines3 PPO on CartPole-v1 in this process,
+  RL-Zoo hyperparameters, 50k steps each, seed 0, alternating over 3 rounds (needs
+  ``pip install stable-baselines3``; skipped with a note otherwise). Prints env steps/s of
+  each, the ember/SB3 speed ratio (above 1: ember-rl is faster) and each final agent's
+  evaluation return
 - ``all``: all of the above, in that order
 
+``nox -s bench`` runs ``ppo-cartpole`` and ``sb3-speed`` (two to three minutes together on a
+2-core CPU).
+
 Usage: python bench/bench_rl.py [--which NAME ...] [--total-steps N] [--seeds 0 1 2] [--out DIR]
-(``--total-steps`` and ``--seeds`` override every selected run's own defaults.)
+[--rounds N]. ``--total-steps`` and ``--seeds`` override every selected run's own defaults
+(``sb3-speed`` uses the first seed); ``--rounds`` sets ``sb3-speed``'s rounds.
 """
 
 from __future__ import annotations
@@ -28,10 +37,13 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import math
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
 
 # RL Baselines3 Zoo, hyperparams/ppo.yml, CartPole-v1
@@ -112,7 +124,10 @@ RUNS = {
         "ppo", "LunarLanderContinuous-v3", 1_000_000, (0,), 16, ZOO_LUNARLANDER, 200.0, "Box2D"
     ),
 }
-DEFAULT_RUNS = ["ppo-cartpole"]
+SB3_SPEED = "sb3-speed"
+SB3_SPEED_STEPS = 50_000
+SB3_SPEED_ROUNDS = 3
+DEFAULT_RUNS = ["ppo-cartpole", SB3_SPEED]
 
 
 def run_seed(
@@ -142,18 +157,181 @@ def run_seed(
     return {**summary, "eval_mean": result["mean"], "eval_std": result["std"]}
 
 
+def evaluate_policy(predict, env_id: str, episodes: int = EVAL_EPISODES, seed: int = EVAL_SEED):
+    """``(mean, std)`` return of ``predict(obs) -> action`` over ``episodes`` episodes of
+    ``env_id``, episode ``i`` reset with ``seed + i`` (the protocol of ``run_seed``)."""
+    import gymnasium as gym
+
+    env = gym.make(env_id)
+    returns = []
+    try:
+        for episode in range(episodes):
+            obs, _ = env.reset(seed=seed + episode)
+            total, done = 0.0, False
+            while not done:
+                obs, reward, terminated, truncated, _ = env.step(predict(obs))
+                total += float(reward)
+                done = terminated or truncated
+            returns.append(total)
+    finally:
+        env.close()
+    return statistics.fmean(returns), statistics.pstdev(returns)
+
+
+def _lin(value: str):
+    """RL-Zoo's ``"lin_<start>"`` as the function of ``progress_remaining`` SB3 takes."""
+    start = float(value[len("lin_") :])
+    return lambda progress_remaining: progress_remaining * start
+
+
+def _train_ember(total_steps: int, seed: int):
+    """Train ember-rl PPO on CartPole-v1 with the Zoo set; ``(seconds, steps, predict)``."""
+    from ember_rl import PPO
+
+    agent = PPO("CartPole-v1", seed=seed, n_envs=N_ENVS, **ZOO_CARTPOLE)
+    t0 = time.perf_counter()
+    agent.learn(total_steps, progress=False)
+    seconds = time.perf_counter() - t0
+    agent.close()
+    return seconds, agent.num_timesteps, lambda obs: int(agent.predict(obs))
+
+
+def _train_sb3(total_steps: int, seed: int):
+    """Train Stable-Baselines3 PPO on CartPole-v1 with the same hyperparameters and the same
+    kind of vector env (8 envs stepped in turn in this process); ``(seconds, steps, predict)``.
+    SB3's default ``MlpPolicy`` for PPO is the same [64, 64] tanh actor and critic with
+    orthogonal initialisation."""
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    envs = make_vec_env("CartPole-v1", n_envs=N_ENVS, seed=seed, vec_env_cls=DummyVecEnv)
+    hp = dict(ZOO_CARTPOLE)
+    hp["learning_rate"], hp["clip_range"] = _lin(hp["learning_rate"]), _lin(hp["clip_range"])
+    model = PPO("MlpPolicy", envs, seed=seed, device="cpu", verbose=0, **hp)
+    t0 = time.perf_counter()
+    model.learn(total_steps, progress_bar=False)
+    seconds = time.perf_counter() - t0
+    envs.close()
+    return seconds, model.num_timesteps, lambda obs: int(model.predict(obs, deterministic=True)[0])
+
+
+def sb3_speed(total_steps: int = SB3_SPEED_STEPS, rounds: int = SB3_SPEED_ROUNDS, seed: int = 0):
+    """Env steps/s of ember-rl PPO and Stable-Baselines3 PPO on CartPole-v1, measured in turn.
+
+    Both train from scratch with RL-Zoo's CartPole hyperparameters and ``seed`` in each of
+    ``rounds`` rounds (ember-rl, then SB3), with one torch thread and one BLAS thread.
+    ``total_steps`` is rounded up to whole rollouts so both end on the same step. The
+    training wall time of ``learn`` alone is timed (updates included; construction and
+    evaluation not). Returns the median steps/s of each, their ratio (ember-rl / SB3, so
+    above 1 means ember-rl is faster), every round's numbers, both last agents' evaluation
+    returns (``evaluate_policy``) and the load average before and after; ``None`` when SB3
+    is not installed.
+    """
+    if importlib.util.find_spec("stable_baselines3") is None:
+        return None
+    import stable_baselines3
+    import torch
+
+    import ember
+
+    per_rollout = ZOO_CARTPOLE["n_steps"] * N_ENVS
+    total_steps = math.ceil(total_steps / per_rollout) * per_rollout
+    threads = torch.get_num_threads(), ember.get_num_threads()
+    torch.set_num_threads(1)
+    ember.set_num_threads(1)
+    load_before = os.getloadavg()
+    speeds = {"ember": [], "sb3": []}
+    last = {}  # each library's last run: (env steps, predict)
+    try:
+        for _ in range(rounds):
+            for name, train in (("ember", _train_ember), ("sb3", _train_sb3)):
+                seconds, steps, predict = train(total_steps, seed)
+                speeds[name].append(steps / seconds)
+                last[name] = (steps, predict)
+        evals = {name: evaluate_policy(last[name][1], "CartPole-v1") for name in speeds}
+    finally:
+        torch.set_num_threads(threads[0])
+        ember.set_num_threads(threads[1])
+    ember_rate, sb3_rate = statistics.median(speeds["ember"]), statistics.median(speeds["sb3"])
+    return {
+        "total_steps": total_steps,
+        "rounds": rounds,
+        "seed": seed,
+        "steps": {name: last[name][0] for name in speeds},
+        "steps_per_second": {"ember": ember_rate, "sb3": sb3_rate},
+        "per_round": speeds,
+        "ratio": ember_rate / sb3_rate,
+        "eval": evals,
+        "load_average": (load_before, os.getloadavg()),
+        "versions": {
+            "stable_baselines3": stable_baselines3.__version__,
+            "torch": torch.__version__,
+        },
+    }
+
+
+def print_sb3_speed(result) -> None:
+    """Print ``sb3_speed``'s result as a markdown table and a ratio line."""
+    if result is None:
+        print(
+            f"{SB3_SPEED}: skipped, Stable-Baselines3 is not installed "
+            "(pip install stable-baselines3)"
+        )
+        return
+    print()
+    print(
+        f"PPO on CartPole-v1, RL-Zoo hyperparameters, seed {result['seed']}, "
+        f"{result['total_steps']} env steps per run, rounds: {result['rounds']} (ember-rl then "
+        "SB3 in each), one torch thread and one BLAS thread:"
+    )
+    print()
+    print("| library | env steps/s (median) | env steps/s per round | eval return (20 episodes) |")
+    print("|---|---:|---|---:|")
+    labels = {
+        "ember": "ember-rl",
+        "sb3": f"Stable-Baselines3 {result['versions']['stable_baselines3']}",
+    }
+    for name, label in labels.items():
+        rounds = ", ".join(f"{v:.0f}" for v in result["per_round"][name])
+        mean, std = result["eval"][name]
+        row = [label, f"{result['steps_per_second'][name]:.0f}", rounds, f"{mean:.1f} ± {std:.1f}"]
+        print("| " + " | ".join(row) + " |")
+    before, after = result["load_average"]
+    print()
+    print(
+        f"ember/SB3 speed ratio: {result['ratio']:.2f} (above 1: ember-rl is faster); "
+        f"torch {result['versions']['torch']}; load average {before[0]:.2f} before, "
+        f"{after[0]:.2f} after",
+        flush=True,
+    )
+
+
 def main(argv=None) -> None:
-    """Run the benchmark (see the module docstring) and print a markdown table."""
+    """Run the benchmark (see the module docstring) and print markdown tables."""
     if importlib.util.find_spec("ember_rl") is None:
         print("bench_rl: ember-rl is not installed (pip install ./packages/rl); skipped")
         return
     parser = argparse.ArgumentParser()
-    parser.add_argument("--which", nargs="+", choices=[*RUNS, "all"], default=DEFAULT_RUNS)
+    choices = [*RUNS, SB3_SPEED, "all"]
+    parser.add_argument("--which", nargs="+", choices=choices, default=DEFAULT_RUNS)
     parser.add_argument("--total-steps", type=int, default=None, help="default: per run")
     parser.add_argument("--seeds", type=int, nargs="+", default=None, help="default: per run")
     parser.add_argument("--out", default=None)
+    parser.add_argument("--rounds", type=int, default=SB3_SPEED_ROUNDS, help="sb3-speed rounds")
     args = parser.parse_args([] if argv is None and __name__ != "__main__" else argv)
-    names = list(RUNS) if "all" in args.which else list(dict.fromkeys(args.which))
+    names = choices[:-1] if "all" in args.which else list(dict.fromkeys(args.which))
+    training = [name for name in names if name in RUNS]
+    if training:
+        train_runs(training, args)
+    if SB3_SPEED in names:
+        seed = args.seeds[0] if args.seeds else 0
+        steps = args.total_steps or SB3_SPEED_STEPS
+        print_sb3_speed(sb3_speed(steps, args.rounds, seed))
+
+
+def train_runs(names, args) -> None:
+    """Train and evaluate each of ``names`` (keys of ``RUNS``) and print one table row each."""
     out = args.out or tempfile.mkdtemp(prefix="bench_rl_")
     print("| run | seed | env steps | train s | steps/s | eval return (20 episodes) | target |")
     print("|---|---:|---:|---:|---:|---:|---|")

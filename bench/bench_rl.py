@@ -13,7 +13,9 @@ note otherwise.
 - ``ppo-acrobot``: PPO, Acrobot-v1, RL-Zoo hyperparameters, 200k steps, seed 0
 - ``ppo-pendulum``: PPO, Pendulum-v1, RL-Zoo hyperparameters without gSDE, 300k steps, seed 0
 - ``a2c-cartpole``: A2C, CartPole-v1, default hyperparameters, 100k steps, seed 0
+- ``a2c-cartpole-zoo``: A2C, CartPole-v1, RL-Zoo hyperparameters (8 envs), 500k steps, seeds 0 1 2
 - ``reinforce-cartpole``: REINFORCE, CartPole-v1, default hyperparameters, 100k steps, seed 0
+- ``reinforce-cartpole-long``: the same for 300k steps, seeds 0 1 2
 - ``lunarlander``: PPO, LunarLander-v3, RL-Zoo hyperparameters, 1M steps, seed 0 (needs
   ``pip install 'ember-rl[box2d]'``; about an hour or more on a 2-core CPU)
 - ``lunarlander-continuous``: PPO, LunarLanderContinuous-v3, the same, 1M steps, seed 0
@@ -117,6 +119,11 @@ RUNS = {
     "ppo-pendulum": Run("ppo", "Pendulum-v1", 300_000, (0,), 4, ZOO_PENDULUM, target=-300.0),
     "a2c-cartpole": Run("a2c", "CartPole-v1", 100_000, (0,), target=475.0),
     "reinforce-cartpole": Run("reinforce", "CartPole-v1", 100_000, (0,), target=475.0),
+    # RL Baselines3 Zoo, hyperparams/a2c.yml, CartPole-v1: n_envs 8, ent_coef 0.0, 500k steps
+    "a2c-cartpole-zoo": Run(
+        "a2c", "CartPole-v1", 500_000, (0, 1, 2), 8, {"ent_coef": 0.0}, target=475.0
+    ),
+    "reinforce-cartpole-long": Run("reinforce", "CartPole-v1", 300_000, (0, 1, 2), target=475.0),
     "lunarlander": Run(
         "ppo", "LunarLander-v3", 1_000_000, (0,), 16, ZOO_LUNARLANDER, 200.0, "Box2D"
     ),

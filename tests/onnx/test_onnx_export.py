@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import ember
+import ember.jit
 import ember.onnx
 from ember import nn
 
@@ -154,3 +155,23 @@ def test_export_masks_and_arange_follow_the_sequence_length(tmp_path):
     with ember.no_grad():
         others = [ember.randn(3, 9), ember.randn(1, 2)]
         _roundtrip(f, (ember.randn(2, 5),), str(tmp_path / "m.onnx"), [0, 1], others)
+
+
+def test_export_of_an_optimized_trace_with_fused_nodes(tmp_path):
+    ember.manual_seed(0)
+    for name, build, shape in (("conv", _conv_net, (3, 8, 8)), ("mlp", _mlp, (10,))):
+        model = build().eval()
+        traced = ember.jit.trace(model, ember.randn(2, *shape))
+        graph = ember.jit.passes.fuse_elementwise(ember.jit.passes.optimize(traced.graph))
+        fast = ember.jit.TracedModule(graph)
+        assert any(n.op == "FusedElementwise" for n in fast.graph.nodes)
+        path = str(tmp_path / f"{name}.onnx")
+        axes = {"x": {0: "batch"}, "y": {0: "batch"}}
+        example = (ember.randn(2, *shape),)
+        ember.onnx.export(fast, example, path, ["x"], ["y"], dynamic_axes=axes)
+        onnx.checker.check_model(onnx.load(path))
+        sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+        for b in (1, 6):
+            x = ember.randn(b, *shape)
+            (got,) = sess.run(None, {"x": x.numpy()})
+            np.testing.assert_allclose(got, fast(x).numpy(), atol=1e-4, rtol=1e-4)

@@ -2,7 +2,8 @@
 
 ``trace`` records the Primitive ops a call runs; the ``TracedModule`` it returns replays them,
 ``.save`` writes one safetensors file, and ``load`` reads it back with ember alone.
-``passes`` rewrites graphs (dead code, constants, common subexpressions, conv+batch norm).
+``passes`` rewrites graphs (dead code, constants, common subexpressions, conv+batch norm,
+fusion of elementwise chains).
 """
 
 from . import passes

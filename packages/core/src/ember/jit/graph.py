@@ -218,6 +218,8 @@ class Graph:
 
 
 def _short(v) -> str:
+    if isinstance(v, list) and v and all(isinstance(s, dict) and "op" in s for s in v):
+        return "[" + ", ".join(s["op"] for s in v) + "]"  # a fused node's steps
     if isinstance(v, np.ndarray):
         return f"array({v.dtype}{list(v.shape)})"
     if isinstance(v, np.dtype):

@@ -89,7 +89,9 @@ def _step(node, cls) -> tuple:
     sym = node.sym if (node.sym or has_ref) else None
     outs = node.outputs[0] if len(node.outputs) == 1 else tuple(node.outputs)
     refs = any(a.__class__ is Ref for a in node.args)
-    return cls.apply, list(node.args), dict(node.params), refs, sym, outs
+    params = dict(node.params)
+    prepare = getattr(cls, "prepare", None)  # work an op does once per node, not per call
+    return cls.apply, list(node.args), prepare(params) if prepare else params, refs, sym, outs
 
 
 def _last_uses(graph) -> list:

@@ -1,5 +1,8 @@
 """Graph rewrites. Each pass takes a ``Graph`` and returns a new one computing the same outputs.
 
+``fuse_elementwise`` (in fusion.py, re-exported here) groups chains of elementwise ops into
+one node that runs them on cache-sized blocks; ``unfuse`` undoes it.
+
 Eval-mode batch norm is a composite in ember (``x * scale + shift``, with ``scale`` and
 ``shift`` computed from the running statistics), so ``fold_batchnorm`` first folds those
 constant computations, then merges the per-channel ``Mul``/``Add``/``Sub`` by constants that
@@ -15,6 +18,7 @@ import numpy as np
 from .._tensor import _make
 from ..autograd.grad_mode import no_grad
 from . import registry
+from .fusion import FUSED, FusedElementwise, fuse_elementwise, unfuse
 from .graph import Graph, Ref, encode, walk
 
 _NO_FOLD = ("Expand",)  # folding a broadcast view would only store a bigger constant
@@ -153,22 +157,31 @@ def fold_batchnorm(graph: Graph) -> Graph:
     return dce(g)
 
 
-def optimize(graph: Graph) -> Graph:
-    """Every pass: constant folding, conv + batch norm folding, CSE, dead-code elimination."""
-    return dce(cse(fold_batchnorm(graph)))
+def optimize(graph: Graph, *, fuse: bool = False) -> Graph:
+    """Constant folding, conv + batch norm folding, CSE, dead-code elimination; with
+    ``fuse``, then ``fuse_elementwise(..., skip_cheap=True)``. Fused nodes in ``graph`` are
+    expanded first, so the result without ``fuse`` holds only the traced ops (what ONNX
+    export maps)."""
+    out = dce(cse(fold_batchnorm(unfuse(graph))))
+    return fuse_elementwise(out, skip_cheap=True) if fuse else out
 
 
 def optimize_for_inference(traced):
-    """A new ``TracedModule`` whose graph went through ``optimize`` (like PyTorch's
-    ``torch.jit.optimize_for_inference``).
+    """A new ``TracedModule`` whose graph went through ``optimize(graph, fuse=True)`` (like
+    PyTorch's ``torch.jit.optimize_for_inference``): batch norm folded into the convolution,
+    then chains of elementwise ops fused into one node each, run on cache-sized blocks.
 
     >>> import ember
     >>> from ember import nn
     >>> net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.ReLU()).eval()
     >>> fast = ember.jit.optimize_for_inference(ember.jit.trace(net, ember.randn(2, 1, 5, 5)))
     >>> [n.op for n in fast.graph.nodes]
-    ['Conv2d', 'Add', 'Relu']
+    ['Conv2d', 'FusedElementwise']
+    >>> fast.graph.nodes[1].params["steps"][0]["op"], fast.graph.nodes[1].params["steps"][1]["op"]
+    ('Add', 'Relu')
     """
     from .module import TracedModule
 
-    return TracedModule(optimize(traced.graph), dict(traced._ops))
+    ops = dict(traced._ops)
+    ops[FUSED] = FusedElementwise
+    return TracedModule(optimize(traced.graph, fuse=True), ops)

@@ -24,6 +24,7 @@ _ALLOWED = {
     "ember.nn._activations": "Gelu Silu",
     "ember.nn._embedding": "EmbeddingLookup",
     "ember.jit.traceops": "Arange Full Compare",
+    "ember.jit.fusion": "FusedElementwise",
 }
 
 _OPS: dict = {}

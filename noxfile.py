@@ -68,11 +68,13 @@ def docs(session):
 
 @nox.session
 def demo(session):
-    """Digits with a small conv net and ember_vision's ResNet-18, then a tiny BERT classifier."""
-    session.install(CORE, "./packages/vision", "./packages/text", "scikit-learn")
+    """Digits with a small conv net and ember_vision's ResNet-18, a tiny BERT classifier, then
+    PPO on CartPole-v1."""
+    session.install(CORE, "./packages/vision", "./packages/text", "./packages/rl", "scikit-learn")
     session.run("python", "examples/train_digits.py", *session.posargs)
     session.run("python", "examples/train_digits_vision.py", *session.posargs)
     session.run("python", "examples/train_text.py")  # no posargs: its options differ
+    session.run("python", "examples/train_rl.py")
 
 
 @nox.session

@@ -9,6 +9,7 @@ import pytest
 import ember
 from ember_rl import A2C, PPO, REINFORCE
 from ember_rl.buffers import RolloutBuffer
+from ember_rl.callbacks import BaseCallback
 from ember_rl.envs import make_vec_env
 
 TINY = dict(n_steps=16, batch_size=32, n_epochs=2, n_envs=2)
@@ -40,19 +41,39 @@ def test_rollout_bootstraps_time_limits_from_the_true_final_observation():
     agent.close()
 
 
-def test_same_seed_same_first_update_and_different_seed_differs():
+class _Recorder(BaseCallback):
+    """Keep a copy of the parameters and ``last_stats`` after every update."""
+
+    def __init__(self):
+        super().__init__()
+        self.history = []
+
+    def _on_step(self):
+        self.history.append((_params(self.agent), dict(self.agent.last_stats)))
+        return True
+
+
+def test_same_seed_same_first_ten_updates_and_different_seed_differs():
     runs = []
     for seed in (7, 7, 8):
         agent = PPO("CartPole-v1", seed=seed, **TINY)
-        initial = _params(agent)
-        agent.learn(32, progress=False)
-        runs.append((initial, _params(agent), agent.episode_log))
+        initial, recorder = _params(agent), _Recorder()
+        agent.learn(10 * 32, progress=False, callback=recorder)  # 32 env steps per update
+        runs.append((initial, recorder.history, agent.episode_log))
         agent.close()
-    for a, b in zip(runs[0][1], runs[1][1]):
-        np.testing.assert_array_equal(a, b)
-    assert runs[0][2] == runs[1][2]
-    assert any(not np.array_equal(a, b) for a, b in zip(runs[0][0], runs[2][0]))
-    assert any(not np.array_equal(a, b) for a, b in zip(runs[0][0], runs[0][1]))  # it learned
+    (initial, same, episodes), (_, again, episodes_again), (other_initial, other, _) = runs
+    assert len(same) == len(again) == len(other) == 10
+    for (params, stats), (params_again, stats_again) in zip(same, again):
+        for a, b in zip(params, params_again):
+            np.testing.assert_array_equal(a, b)
+        assert list(stats) == list(stats_again)
+        np.testing.assert_array_equal(list(stats.values()), list(stats_again.values()))
+    assert episodes == episodes_again
+    assert any(not np.array_equal(a, b) for a, b in zip(initial, other_initial))
+    for (params, stats), (params_other, stats_other) in zip(same, other):
+        assert any(not np.array_equal(a, b) for a, b in zip(params, params_other))
+        assert stats["loss"] != stats_other["loss"]
+    assert any(not np.array_equal(a, b) for a, b in zip(initial, same[0][0]))  # it learned
 
 
 def test_save_load_round_trip_restores_actions_and_normalisation(tmp_path):

@@ -110,12 +110,15 @@ REFERENCES = {
     "resnet_bottleneck_g2": lambda: models.ResNet(
         models.Bottleneck, [1, 1, 1, 1], num_classes=2, groups=2, width_per_group=32
     ),
+    "resnet18": lambda: models.resnet18(num_classes=10),
+    "resnet50": lambda: models.resnet50(num_classes=10),
+    "vgg11_bn": lambda: models.vgg11_bn(num_classes=10),
 }
 
 
 @pytest.mark.parametrize("name", sorted(REFERENCES))
 def test_torchvision_checkpoint_gives_torchvision_logits(tmp_path, name):
-    # checkpoints torch.save wrote from torchvision's ResNet (fixtures/make_fixtures.py)
+    # checkpoints torch.save wrote from torchvision's models (fixtures/make_fixtures.py)
     path = tmp_path / f"tv_{name}.pth"
     with lzma.open(os.path.join(FIXTURES, f"tv_{name}.pth.xz")) as f:
         path.write_bytes(f.read())

@@ -2,11 +2,11 @@
 
 ``ember_rl.REINFORCE``, ``ember_rl.A2C`` and ``ember_rl.PPO`` (``agents/``: one file per
 algorithm, its hyperparameter dataclass and its update, around one shared rollout loop) train on
-Gymnasium envs. ``policies`` holds the actor-critic networks for Discrete and Box actions,
-``buffers`` the rollout storage and GAE, ``envs`` vector envs, seeding and VecNormalize-style
-normalisation; ``callbacks`` evaluation, checkpoints and early stopping during ``learn``;
-``plotting`` learning curves (matplotlib, the ``plot`` extra); ``python -m ember_rl
-train|evaluate|plot`` is the command line. It uses only ember's public API.
+Gymnasium envs. ``policies`` holds the actor-critic networks for Discrete, MultiDiscrete and
+Box actions, ``buffers`` the rollout storage and GAE, ``envs`` vector envs, seeding and
+VecNormalize-style normalisation; ``callbacks`` evaluation, checkpoints and early stopping
+during ``learn``; ``plotting`` learning curves (matplotlib, the ``plot`` extra); ``python -m
+ember_rl train|evaluate|plot`` is the command line. It uses only ember's public API.
 """
 
 __version__ = "0.1.0"

@@ -249,7 +249,8 @@ class OnPolicyAgent:
         rollout and update; one returning ``False`` stops training.
         """
         cfg = self.config
-        action_dtype = np.int64 if isinstance(self.action_space, spaces.Discrete) else np.float32
+        discrete = isinstance(self.action_space, (spaces.Discrete, spaces.MultiDiscrete))
+        action_dtype = np.int64 if discrete else np.float32
         buffer = RolloutBuffer(
             cfg.n_steps,
             cfg.n_envs,

@@ -24,6 +24,8 @@ def _mm_error(a, b, op):
 
 
 class Matmul(Primitive):
+    """``a @ b`` with NumPy's matmul broadcasting; the backward reduces over broadcast dims."""
+
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
@@ -242,6 +244,8 @@ def _parse(eq, shapes):
 
 
 class Einsum(Primitive):
+    """One ``einsum`` term; each operand's gradient is another einsum of the others and ``g``."""
+
     @staticmethod
     def forward(ctx, *arrays, ins, out):
         ctx.ins, ctx.out = ins, out

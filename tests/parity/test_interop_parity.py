@@ -66,3 +66,19 @@ def test_torch_exports_from_ember_after_detach():
     e = ember.ones(3, requires_grad=True)
     t = torch.from_dlpack(e.detach())
     assert t.data_ptr() == e.data_ptr() and not t.requires_grad
+
+
+def test_ember_set_num_threads_leaves_torch_threads_alone():
+    # set_num_threads once restored every library's thread count, torch's OpenMP pool included
+    torch_before, ember_before = torch.get_num_threads(), ember.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        ember.set_num_threads(1)
+        torch.set_num_threads(2)
+        ember.set_num_threads(2)
+        assert torch.get_num_threads() == 2
+        ember.set_num_threads(1)
+        assert torch.get_num_threads() == 2 and ember.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(torch_before)
+        ember.set_num_threads(ember_before)

@@ -7,27 +7,36 @@ from __future__ import annotations
 
 from ..kernels.cpu import parallel
 
-_blas_limit = None
+_numpy_blas = []  # [list of threadpoolctl controllers], found once
+
+
+def _numpy_blas_controllers() -> list:
+    """The BLAS libraries NumPy computes with (not another framework's in the same process)."""
+    if not _numpy_blas:
+        from threadpoolctl import ThreadpoolController
+
+        blas = ThreadpoolController().select(user_api="blas").lib_controllers
+        own = [c for c in blas if "numpy" in c.filepath or "scipy_openblas" in c.filepath]
+        _numpy_blas.append(own or blas)  # a NumPy linked to a system BLAS: every BLAS found
+    return _numpy_blas[0]
 
 
 def set_num_threads(n: int) -> None:
     """Use ``n`` threads for matrix products and ember's parallel kernels (PyTorch's
     ``torch.set_num_threads``). One thread is often fastest for small models, or when other
-    processes share the cores (multithreaded BLAS then stalls on busy cores).
+    processes share the cores (multithreaded BLAS then stalls on busy cores). Only the BLAS
+    that NumPy uses is changed: a PyTorch or other library in the same process keeps its own
+    thread settings.
 
     >>> import ember
     >>> ember.set_num_threads(1); ember.get_num_threads()
     1
     """
-    global _blas_limit
     n = int(n)
     if n < 1:
         raise ValueError(f"set_num_threads: expected a positive number of threads, got {n}")
-    from threadpoolctl import threadpool_limits
-
-    if _blas_limit is not None:
-        _blas_limit.restore_original_limits()
-    _blas_limit = threadpool_limits(n, user_api="blas")
+    for controller in _numpy_blas_controllers():
+        controller.set_num_threads(n)
     parallel.set_workers(n)
 
 

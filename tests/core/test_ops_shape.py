@@ -165,6 +165,7 @@ JOINS = [
 COPIES = [
     OpCase("flip", lambda m, x: x.flip(0), lambda x: np.flip(x, 0), (_X,)),
     OpCase("flip_dims", lambda m, x: m.flip(x, (0, -1)), lambda x: np.flip(x, (0, -1)), (_X,)),
+    OpCase("flip_varargs", lambda m, x: x.flip(0, -1), lambda x: np.flip(x, (0, -1)), (_X,)),
     OpCase("roll", lambda m, x: x.roll(1, 2), lambda x: np.roll(x, 1, 2), (_X,)),
     OpCase("roll_neg", lambda m, x: m.roll(x, -2, 1), lambda x: np.roll(x, -2, 1), (_X,)),
     OpCase(

@@ -115,7 +115,7 @@ def test_export_maps_slices_cat_embedding_and_logsoftmax(tmp_path):
 
 def test_unmapped_op_raises_a_clear_error(tmp_path):
     with pytest.raises(NotImplementedError, match="no ONNX mapping"):
-        ember.onnx.export(lambda x: x.cumsum(0), (ember.randn(3),), str(tmp_path / "c.onnx"))
+        ember.onnx.export(lambda x: x.roll(1, 0), (ember.randn(3),), str(tmp_path / "c.onnx"))
 
 
 def _roundtrip(fn, example, path, axes, others):
@@ -175,3 +175,19 @@ def test_export_of_an_optimized_trace_with_fused_nodes(tmp_path):
             x = ember.randn(b, *shape)
             (got,) = sess.run(None, {"x": x.numpy()})
             np.testing.assert_allclose(got, fast(x).numpy(), atol=1e-4, rtol=1e-4)
+
+
+def test_export_maps_silu_cumsum_flip_and_group_norm(tmp_path):
+    ember.manual_seed(0)
+    norm = nn.GroupNorm(2, 4).eval()
+    with ember.no_grad():
+        norm.weight.uniform_(0.5, 1.5)
+        norm.bias.uniform_(-0.5, 0.5)
+
+    def f(x):  # x: (B, 4, 6)
+        y = nn.functional.silu(norm(x))  # Normalize (group norm's core) then SiLU
+        return ember.cumsum(y, dim=2).flip(1, 2) + ember.cumsum(x, dim=1, dtype=ember.float64)
+
+    with ember.no_grad():
+        x = ember.randn(3, 4, 6) * 3
+        _roundtrip(f, (x,), str(tmp_path / "m.onnx"), [0], [ember.randn(1, 4, 6)])

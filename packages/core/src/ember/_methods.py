@@ -174,6 +174,12 @@ def _T(self):
     return ops.permute(self, *range(self._data.ndim - 1, -1, -1))
 
 
+def _flip(self, *dims, **kw):  # x.flip(0, 1), x.flip((0, 1)) or x.flip(dims=...), as torch
+    if dims:
+        kw["dims"] = dims[0] if len(dims) == 1 else dims
+    return ops.flip(self, **kw)
+
+
 def _mT(self):
     return ops.transpose(self, -2, -1)
 
@@ -309,7 +315,7 @@ METHODS = {
     "split": ops.split,
     "narrow": ops.narrow,
     "unbind": ops.unbind,
-    "flip": ops.flip,
+    "flip": _flip,
     "roll": ops.roll,
     "tril": ops.tril,
     "triu": ops.triu,

@@ -172,7 +172,50 @@ def clamp(cx, n):
     cx.emit("Clip", [cx.arg(n, 0), *lims], cx.outs(n))
 
 
+def silu(cx, n):
+    x = cx.arg(n, 0)
+    cx.emit("Mul", [x, cx.emit("Sigmoid", [x])], cx.outs(n))
+
+
+def cumsum(cx, n):
+    x = cx.arg(n, 0)
+    if n.params.get("dtype") is not None:
+        x = cx.emit("Cast", [x], to=cx.onnx_type(n.params["dtype"]))
+    axis = cx.const(np.array(n.params["axis"], np.int64))
+    cx.emit("CumSum", [x, axis], cx.outs(n))
+
+
+def flip(cx, n):
+    axes = _axes(cx, n)
+    count = len(axes)
+    starts = cx.const(np.full(count, -1, np.int64))
+    ends = cx.const(np.full(count, np.iinfo(np.int64).min, np.int64))
+    steps = cx.const(np.full(count, -1, np.int64))
+    ins = [cx.arg(n, 0), starts, ends, cx.const(np.array(axes, np.int64)), steps]
+    cx.emit("Slice", ins, cx.outs(n))
+
+
+def _mean(cx, x, axes):
+    if cx.opset >= 18:
+        return cx.emit("ReduceMean", [x, cx.const(np.array(axes, np.int64))], keepdims=1)
+    return cx.emit("ReduceMean", [x], axes=axes, keepdims=1)
+
+
+def normalize(cx, n):
+    """(x - mean) / sqrt(var + eps) over the node's axes, biased variance (group norm's core)."""
+    x, axes = cx.arg(n, 0), _axes(cx, n)
+    xc = cx.emit("Sub", [x, _mean(cx, x, axes)])
+    var = _mean(cx, cx.emit("Mul", [xc, xc]), axes)
+    eps = cx.const(np.array(n.params["eps"], cx.dtype(n.args[0])))
+    rstd = cx.emit("Reciprocal", [cx.emit("Sqrt", [cx.emit("Add", [var, eps])])])
+    cx.emit("Mul", [xc, rstd], cx.outs(n))
+
+
 HANDLERS = {
+    "Silu": silu,
+    "Cumsum": cumsum,
+    "Flip": flip,
+    "Normalize": normalize,
     "Add": _binary("Add"),
     "Sub": _binary("Sub"),
     "Mul": _binary("Mul"),

@@ -12,6 +12,7 @@ from .backend import dtypes as _dt
 from .backend.device import CPU, to_device
 from .creation import place
 from .ops import elementwise as E
+from .ops import shape as S
 from .ops import unary as U
 from .ops.inplace import apply_inplace
 
@@ -174,12 +175,6 @@ def _T(self):
     return ops.permute(self, *range(self._data.ndim - 1, -1, -1))
 
 
-def _flip(self, *dims, **kw):  # x.flip(0, 1), x.flip((0, 1)) or x.flip(dims=...), as torch
-    if dims:
-        kw["dims"] = dims[0] if len(dims) == 1 else dims
-    return ops.flip(self, **kw)
-
-
 def _mT(self):
     return ops.transpose(self, -2, -1)
 
@@ -315,7 +310,7 @@ METHODS = {
     "split": ops.split,
     "narrow": ops.narrow,
     "unbind": ops.unbind,
-    "flip": _flip,
+    "flip": S.flip_method,
     "roll": ops.roll,
     "tril": ops.tril,
     "triu": ops.triu,

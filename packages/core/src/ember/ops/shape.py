@@ -250,6 +250,13 @@ def flip(input, dims):
     return Flip.apply(input, axes=axes)
 
 
+def flip_method(self, *dims, **kw):
+    """``Tensor.flip``: dims as varargs ``x.flip(0, 1)``, one tuple, or ``dims=``, as in torch."""
+    if dims:
+        kw["dims"] = dims[0] if len(dims) == 1 else dims
+    return flip(self, **kw)
+
+
 class Roll(Primitive):
     @staticmethod
     def forward(ctx, a, shifts, axes):

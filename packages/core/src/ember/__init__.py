@@ -8,7 +8,11 @@
 tensor([2., 4., 6.])
 """
 
-from . import (
+from .backend import heap as _heap
+
+_heap.tune()  # freed arrays stay in the heap: no page faults re-touching them (see heap.py)
+
+from . import (  # noqa: E402
     _methods,  # noqa: F401  (installs Tensor's operators and methods)
     autograd,
     cuda,

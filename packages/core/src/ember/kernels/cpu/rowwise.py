@@ -8,6 +8,34 @@ import numpy as np
 
 from .parallel import run_rows
 
+_ONES: dict = {}
+
+
+def _row_sum(a: np.ndarray, scale: float = 1.0) -> np.ndarray:
+    """``scale * a.sum(axis=1, keepdims=True)`` for a 2-D ``a``. For float32/float64 this is
+    a BLAS matrix-vector product: NumPy's own reduction pays ~50 ns per row, which for rows of
+    a few hundred elements is most of its time ((1024, 256) float32: 55 us vs 10 us)."""
+    n = a.shape[1]
+    if a.dtype not in (np.float32, np.float64) or n == 0:
+        out = a.sum(axis=1, keepdims=True)
+        return out * scale if scale != 1.0 else out
+    key = (n, a.dtype, scale)
+    v = _ONES.get(key)
+    if v is None:
+        v = _ONES[key] = np.full(n, scale, a.dtype)
+    return (a @ v)[:, None]
+
+
+def _row_dot(a: np.ndarray, b: np.ndarray, scale: float = 1.0) -> np.ndarray:
+    """``scale * (a * b).sum(axis=1, keepdims=True)`` (one pass, no product array)."""
+    if a.dtype not in (np.float32, np.float64):
+        return _row_sum(a * b, scale)
+    dot = np.vecdot(a, b) if hasattr(np, "vecdot") else np.einsum("ij,ij->i", a, b)  # NumPy 1
+    out = dot[:, None]
+    if scale != 1.0:
+        out *= a.dtype.type(scale)
+    return out
+
 
 def _rows(x: np.ndarray, k: int) -> np.ndarray:
     """View ``x`` as (rows, trailing) with the last ``k`` axes flattened."""
@@ -30,7 +58,7 @@ def softmax_last(x: np.ndarray, bias=None) -> np.ndarray:
         np.add(xs, bs[0], out=out) if bs else np.copyto(out, xs)
         out -= out.max(axis=-1, keepdims=True)
         np.exp(out, out=out)
-        out /= out.sum(axis=-1, keepdims=True)
+        out /= _row_sum(out)
 
     if b2 is None:
         run_rows(kern, y, x2)
@@ -47,7 +75,7 @@ def softmax_last_grad(g: np.ndarray, y: np.ndarray) -> np.ndarray:
 
     def kern(o, gs, ys):
         np.multiply(gs, ys, out=o)
-        s = o.sum(axis=-1, keepdims=True)
+        s = _row_sum(o)
         np.subtract(gs, s, out=o)
         o *= ys
 
@@ -64,8 +92,9 @@ def layer_norm(x: np.ndarray, w, b, k: int, eps: float):
     b2 = None if b is None else b.reshape(-1)
 
     def normalize(xh, xs, r):
-        np.subtract(xs, xs.mean(axis=1, keepdims=True), out=xh)
-        var = np.square(xh).mean(axis=1, keepdims=True)
+        inv_n = 1.0 / xs.shape[1]
+        np.subtract(xs, _row_sum(xs, inv_n), out=xh)
+        var = _row_dot(xh, xh, inv_n)
         var += eps
         np.sqrt(var, out=r)
         np.reciprocal(r, out=r)
@@ -95,8 +124,9 @@ def layer_norm_grad_x(g: np.ndarray, w, xhat: np.ndarray, rstd: np.ndarray, k: i
 
     def kern(o, gs, xs, rs):
         np.multiply(gs, w2, out=o) if w2 is not None else np.copyto(o, gs)
-        m1 = o.mean(axis=1, keepdims=True)
-        m2 = (o * xs).mean(axis=1, keepdims=True)
+        inv_n = 1.0 / o.shape[1]
+        m1 = _row_sum(o, inv_n)
+        m2 = _row_dot(o, xs, inv_n)
         o -= m1
         o -= xs * m2
         o *= rs

@@ -110,6 +110,32 @@ def test_sgd(kw):
     _assert_same(*_run_pair(ember.optim.SGD, torch.optim.SGD, kw))
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("kw", SGD_CASES, ids=str)
+def test_sgd_is_bitwise_torchs(kw, dtype):
+    """ember's SGD rounds like torch's loop (one fused multiply-add per ``add(alpha=)``), so
+    the parameters and buffers agree bit for bit, large parameters (threaded BLAS) included."""
+    rng = np.random.default_rng(7)
+    shapes = [(300, 70), (17,), ()]
+    init = [rng.standard_normal(s).astype(dtype) for s in shapes]
+    ep = [ember.tensor(a, requires_grad=True) for a in init]
+    tp = [torch.tensor(a, requires_grad=True) for a in init]
+    eo = ember.optim.SGD(ep, **kw)
+    to = torch.optim.SGD(tp, **kw, foreach=False)
+    for _ in range(6):
+        for e, t in zip(ep, tp):
+            g = rng.standard_normal(e.shape).astype(dtype)
+            e.grad, t.grad = ember.tensor(g), torch.tensor(g)
+        eo.step()
+        to.step()
+    for e, t in zip(ep, tp):
+        np.testing.assert_array_equal(e.detach().numpy(), t.detach().numpy())
+        if kw["momentum"]:
+            np.testing.assert_array_equal(
+                eo.state[e]["momentum_buffer"].numpy(), to.state[t]["momentum_buffer"].numpy()
+            )
+
+
 @pytest.mark.parametrize("kw", ADAM_CASES, ids=str)
 def test_adam(kw):
     _assert_same(*_run_pair(ember.optim.Adam, torch.optim.Adam, kw))

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from .._tensor import _make
 from ..backend.device import array_module
+from ..kernels.cpu import blas1
 from ._foreach import foreach
 from .optimizer import Optimizer, _check_flags, _check_lr, _direction, _to_scalar
 
@@ -70,8 +73,37 @@ def sgd(
                 buf = momentum_buffers[i] = array_module(p).empty_like(p)
                 first = True
         extra = (lr, weight_decay, momentum, dampening, nesterov, maximize, first)
-        items.append(((p, g, buf), extra))
-    foreach(_sgd_kernel, items)
+        if not _sgd_blas(p, g, buf, *extra):
+            items.append(((p, g, buf), extra))
+    if items:
+        foreach(_sgd_kernel, items)
+
+
+def _sgd_blas(p, g, buf, lr, wd, momentum, dampening, nesterov, maximize, first) -> bool:
+    """The SGD update as BLAS ``axpy``/``scal`` calls (blas1.py): one fused multiply-add per
+    ``add(x, alpha=a)`` step, as PyTorch's loop computes it, so the result is bitwise
+    PyTorch's. False (nothing changed) when BLAS cannot take these arrays."""
+    arrays = (p, g) if buf is None else (p, g, buf)
+    if not blas1.usable(*arrays):
+        return False
+    d = g
+    if maximize or wd != 0:
+        d = np.negative(g, out=np.empty_like(g)) if maximize else g.copy()
+        if wd != 0:
+            blas1.axpy(wd, p, d)  # d = d + wd * p
+    if momentum != 0:
+        if first:
+            np.copyto(buf, d)
+        else:
+            blas1.scal(momentum, buf)
+            blas1.axpy(1.0 - dampening, d, buf)
+        if nesterov:
+            d = d.copy() if d is g else d
+            blas1.axpy(momentum, buf, d)  # d = d + momentum * buf
+        else:
+            d = buf
+    blas1.axpy(-lr, d, p)
+    return True
 
 
 class SGD(Optimizer):

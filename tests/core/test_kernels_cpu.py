@@ -76,3 +76,48 @@ def test_layer_norm_rows_match_float64(workers):
     want = rstd * (gh - gh.mean(-1, keepdims=True) - xhat * (gh * xhat).mean(-1, keepdims=True))
     got = rowwise.layer_norm_grad_x(g, w, got_xhat, got_rstd, 1)
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+def _conv_input_grad_ref(g, w, x_shape, padding):
+    """Stride-1 input gradient by direct summation in float64: every output position sends
+    g * w back to the inputs its window covered."""
+    n, c, h, wd = x_shape
+    o, _, kh, kw = w.shape
+    ph, pw = padding
+    dx = np.zeros((n, c, h + 2 * ph, wd + 2 * pw))
+    oh, ow = g.shape[2:]
+    for i in range(kh):
+        for j in range(kw):
+            dx[:, :, i : i + oh, j : j + ow] += np.einsum("nohw,oc->nchw", g, w[:, :, i, j])
+    return dx[:, :, ph : ph + h, pw : pw + wd]
+
+
+@pytest.mark.parametrize(
+    "x_shape,o,k,padding",
+    [
+        ((2, 3, 6, 5), 4, (3, 3), (1, 1)),
+        ((1, 2, 7, 7), 3, (5, 3), (2, 0)),
+        ((3, 4, 4, 6), 2, (1, 1), (1, 2)),
+    ],
+)
+def test_conv_input_grad_grid_and_col2im_match_float64(x_shape, o, k, padding):
+    from ember.kernels.cpu import conv
+
+    rng = np.random.default_rng(3)
+    w = rng.standard_normal((o, x_shape[1], *k))
+    oh = x_shape[2] + 2 * padding[0] - k[0] + 1
+    ow = x_shape[3] + 2 * padding[1] - k[1] + 1
+    g = rng.standard_normal((x_shape[0], o, oh, ow))
+    ref = _conv_input_grad_ref(g, w, x_shape, padding)
+    grid = conv._input_grad_on_grid(g, w, x_shape, padding)
+    scatter = conv._input_grad_col2im(g, w, x_shape, (1, 1), padding, (1, 1), 1)
+    np.testing.assert_allclose(grid, ref, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(scatter, ref, rtol=1e-12, atol=1e-12)
+    assert grid.flags.c_contiguous and grid.shape == x_shape
+
+
+def test_conv_grid_rule_prefers_col2im_for_tiny_maps_and_wide_layers():
+    from ember.kernels.cpu import conv
+
+    assert conv._grid_pays(64, (32, 64, 8, 8), (1, 1), (32, 64, 8, 8))
+    assert not conv._grid_pays(512, (32, 512, 1, 1), (1, 1), (32, 512, 1, 1))

@@ -121,3 +121,56 @@ def test_conv_grid_rule_prefers_col2im_for_tiny_maps_and_wide_layers():
 
     assert conv._grid_pays(64, (32, 64, 8, 8), (1, 1), (32, 64, 8, 8))
     assert not conv._grid_pays(512, (32, 512, 1, 1), (1, 1), (32, 512, 1, 1))
+
+
+def test_pointwise_conv_kernels_match_einsum_float64():
+    """1x1 convolutions on maps of >= 128 positions take per-sample products: forward, input
+    gradient and weight gradient against einsum in float64."""
+    from ember.kernels.cpu import conv
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((3, 5, 12, 12))
+    w = rng.standard_normal((4, 5, 1, 1))
+    g = rng.standard_normal((3, 4, 12, 12))
+    one, zero = (1, 1), (0, 0)
+    assert conv._pointwise(x, w.shape, one, zero, 1)
+    y, cols = conv.conv2d(x, w, one, zero, one, 1)
+    assert cols is None and y.flags.c_contiguous
+    np.testing.assert_allclose(y, np.einsum("nchw,oc->nohw", x, w[:, :, 0, 0]), rtol=1e-12)
+    gx = conv.conv2d_input_grad(g, w, x.shape, one, zero, one, 1)
+    np.testing.assert_allclose(gx, np.einsum("nohw,oc->nchw", g, w[:, :, 0, 0]), rtol=1e-12)
+    gw = conv.conv2d_weight_grad(x, g, w.shape, one, zero, one, 1)
+    np.testing.assert_allclose(gw[:, :, 0, 0], np.einsum("nohw,nchw->oc", g, x), rtol=1e-12)
+    assert not conv._pointwise(x[:, :, :8, :8], w.shape, one, zero, 1)  # 64 positions
+
+
+def test_per_sample_conv_matches_batch_path_and_float64_reference():
+    """Maps of >= 512 output positions run one window matrix per sample (always without a
+    weight gradient to feed, from 2048 positions with one): same results as the batch path."""
+    from ember.kernels.cpu import conv
+
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((2, 4, 24, 24))
+    w = rng.standard_normal((5, 4, 3, 3))
+    one = (1, 1)
+    assert conv._large_maps(x, w.shape, one, one, one, 1)
+    assert not conv._large_maps(x, w.shape, one, one, one, 1, conv._TRAIN_POSITIONS)
+    y_sample, cols_none = conv.conv2d(x, w, one, one, one, 1, keep_cols=False)
+    y_batch, cols = conv.conv2d(x, w, one, one, one, 1, keep_cols=True)
+    assert cols_none is None and cols is not None
+    xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    ref = np.zeros((2, 5, 24, 24))
+    for i in range(3):
+        for j in range(3):
+            ref += np.einsum("nchw,oc->nohw", xp[:, :, i : i + 24, j : j + 24], w[:, :, i, j])
+    np.testing.assert_allclose(y_sample, ref, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(y_batch, ref, rtol=1e-12, atol=1e-12)
+    g = rng.standard_normal(ref.shape)
+    gw_sample = conv.conv2d_weight_grad(x, g, w.shape, one, one, one, 1, None)
+    gw_batch = conv.conv2d_weight_grad(x, g, w.shape, one, one, one, 1, cols)
+    gw_ref = np.zeros(w.shape)
+    for i in range(3):
+        for j in range(3):
+            gw_ref[:, :, i, j] = np.einsum("nohw,nchw->oc", g, xp[:, :, i : i + 24, j : j + 24])
+    np.testing.assert_allclose(gw_sample, gw_ref, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(gw_batch, gw_ref, rtol=1e-12, atol=1e-12)

@@ -19,8 +19,9 @@ class Conv2d(Primitive):
     def forward(ctx, x, w, cfg):
         ctx.cfg = cfg
         ctx.save_for_backward(x, w)
-        y, cols = _kernels(x).conv2d(x, w, *cfg)
-        ctx.cols = cols if ctx._rec and ctx.needs(1) else None
+        keep = bool(ctx._rec and ctx.needs(1))  # the weight gradient will want the windows
+        y, cols = _kernels(x).conv2d(x, w, *cfg, keep_cols=keep)
+        ctx.cols = cols if keep else None
         return y
 
     @staticmethod

@@ -174,3 +174,25 @@ def test_per_sample_conv_matches_batch_path_and_float64_reference():
             gw_ref[:, :, i, j] = np.einsum("nohw,nchw->oc", g, xp[:, :, i : i + 24, j : j + 24])
     np.testing.assert_allclose(gw_sample, gw_ref, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(gw_batch, gw_ref, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_max_pool_2x2_matches_general_kernel_with_ties(dtype):
+    """Small integers make many windows hold their maximum twice or more: the 2x2 kernel's
+    argmax must be the general kernel's first maximum in row-major order, every time."""
+    from ember.kernels.cpu import pool, pool2x2
+
+    rng = np.random.default_rng(8)
+    x = rng.integers(-1, 3, (3, 4, 6, 8)).astype(dtype)
+    cfg = ((2, 2), (2, 2), (0, 0), (1, 1))
+    assert pool2x2.applies(x, *cfg, False)
+    vals, idx = pool2x2.max_pool_2x2(x)
+    ref_vals, padded = pool.max_pool(x, *cfg, False)
+    np.testing.assert_array_equal(vals, ref_vals)
+    np.testing.assert_array_equal(idx, pool.max_pool_indices(padded, ref_vals, *cfg[:2], cfg[3]))
+    g = rng.standard_normal(vals.shape).astype(dtype)
+    np.testing.assert_array_equal(
+        pool2x2.scatter_2x2(g, idx), pool.scatter_first_max(g, padded, ref_vals, x.shape, *cfg)
+    )
+    x[0, 0, 0, 0] = np.nan  # NaN windows go back to the general rule
+    assert pool2x2.max_pool_2x2(x)[1] is None

@@ -6,6 +6,7 @@ from __future__ import annotations
 from ..autograd.function import Primitive
 from ..backend.device import array_module
 from ..kernels.cpu import pool as _k
+from ..kernels.cpu import pool2x2 as _k2
 from .conv import _pair
 
 
@@ -19,9 +20,14 @@ class MaxPool2d(Primitive):
     @staticmethod
     def forward(ctx, x, cfg):
         _cpu(x)
-        vals, xp = _k.max_pool(x, *cfg)
+        idx = None
+        if _k2.applies(x, *cfg):  # 2x2 tiles: the argmax comes with the maxima
+            vals, idx = _k2.max_pool_2x2(x)
+            xp = x
+        if idx is None:
+            vals, xp = _k.max_pool(x, *cfg)
         if ctx._rec:
-            ctx.cfg, ctx.x_shape, ctx.found = cfg, x.shape, (xp, vals)
+            ctx.cfg, ctx.x_shape, ctx.found = cfg, x.shape, (xp, vals, idx)
         return vals
 
     @staticmethod
@@ -35,13 +41,17 @@ class MaxPoolScatter(Primitive):
     @staticmethod
     def forward(ctx, g, found, x_shape, cfg):
         ctx.found, ctx.cfg = found, cfg
-        return _k.scatter_first_max(g, *found, x_shape, *cfg[:4])
+        xp, vals, idx = found
+        if idx is not None:
+            return _k2.scatter_2x2(g, idx)
+        return _k.scatter_first_max(g, xp, vals, x_shape, *cfg[:4])
 
     @staticmethod
     def backward(ctx, gg):
-        # double backward needs the argmax positions; find them only now
-        (k, s, _, d, _), (xp, vals) = ctx.cfg, ctx.found
-        idx = _k.max_pool_indices(xp, vals, k, s, d)
+        # double backward needs the argmax positions; find them now unless the forward did
+        (k, s, _, d, _), (xp, vals, idx) = ctx.cfg, ctx.found
+        if idx is None:
+            idx = _k.max_pool_indices(xp, vals, k, s, d)
         return MaxPoolGather.apply(
             gg, idx=idx, cfg=ctx.cfg, found=ctx.found, x_shape=gg._data.shape
         )

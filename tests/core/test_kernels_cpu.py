@@ -58,6 +58,21 @@ def test_softmax_rows_match_float64(workers):
     np.testing.assert_allclose(rowwise.softmax_last_grad(g, y), want_g, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize("offset", [0.0, -100.0, 300.0])
+def test_softmax_rows_unshifted_underflow_and_shifted(offset):
+    """Inputs below 60 skip the max subtraction; rows whose exponentials underflow (all near
+    -100) and inputs above 60 take the shifted path: all match float64."""
+    rng = np.random.default_rng(4)
+    x = (rng.standard_normal((64, 33)) * 3).astype(np.float32)
+    x[:5] += np.float32(offset)  # some rows far off, the rest ordinary
+    z = x.astype(np.float64)
+    want = np.exp(z - z.max(-1, keepdims=True))
+    want /= want.sum(-1, keepdims=True)
+    y = rowwise.softmax_last(x)
+    assert np.isfinite(y).all()
+    np.testing.assert_allclose(y, want, rtol=2e-6, atol=1e-9)
+
+
 def test_layer_norm_rows_match_float64(workers):
     rng = np.random.default_rng(2)
     x = (rng.standard_normal((600, 2, 128)) * 3 + 1).astype(np.float32)

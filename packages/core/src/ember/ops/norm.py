@@ -197,8 +197,19 @@ class LayerNorm(Primitive):
 def _layer_norm_grads(g, w, xhat, rstd, ax, lead, needs):
     """First-order LayerNorm gradients on arrays, in place where possible."""
     need_x, need_w, need_b = needs
-    gw = _make((g * xhat).sum(axis=lead)) if need_w else None
-    gb = _make(g.sum(axis=lead)) if need_b else None
+    gw = gb = None
+    if isinstance(g, np.ndarray) and g.dtype in (np.float32, np.float64):
+        # column sums over all rows: einsum / a matrix-vector product beat a product array and
+        # a reduction ((1024, 256): 117 -> 51 us and 29 -> 9 us)
+        g2, xh2 = g.reshape(-1, g.shape[-1]), xhat.reshape(-1, xhat.shape[-1])
+        if need_w and len(ax) == 1:
+            gw = _make(np.einsum("ij,ij->j", g2, xh2))
+        if need_b and len(ax) == 1:
+            gb = _make(np.ones(g2.shape[0], g.dtype) @ g2)
+    if need_w and gw is None:
+        gw = _make((g * xhat).sum(axis=lead))
+    if need_b and gb is None:
+        gb = _make(g.sum(axis=lead))
     gx = None
     if need_x and isinstance(g, np.ndarray):
         gx = _make(

@@ -119,9 +119,9 @@ def layer_norm(x: np.ndarray, w, b, k: int, eps: float):
             o += b2
 
     if w is None and b is None:
-        out = run_rows(normalize, xhat, x2, rstd)
+        out = run_rows(normalize, xhat, x2, rstd, threads=False)
     else:
-        out = run_rows(affine, np.empty_like(x2), x2, xhat, rstd)
+        out = run_rows(affine, np.empty_like(x2), x2, xhat, rstd, threads=False)
     shape = x.shape
     return out.reshape(shape), xhat.reshape(shape), rstd.reshape(shape[: x.ndim - k] + (1,) * k)
 
@@ -143,4 +143,4 @@ def layer_norm_grad_x(g: np.ndarray, w, xhat: np.ndarray, rstd: np.ndarray, k: i
         o -= xs * m2
         o *= rs
 
-    return run_rows(kern, out, g2, xh, r2).reshape(g.shape)
+    return run_rows(kern, out, g2, xh, r2, threads=False).reshape(g.shape)

@@ -67,8 +67,11 @@ def test_import_keeps_freed_arrays_in_the_heap():
 def test_opt_out_keeps_glibc_defaults():
     tuned, faults = _run("0")
     assert not tuned
+    if faults < 5_000:  # e.g. transparent huge pages for every mapping: little to compare
+        pytest.skip(f"glibc's defaults took only {faults} faults on this kernel")
     # glibc trims the freed 32 MiB each time: the pages fault again on every step
-    assert faults > 20 * 4_000
+    _, tuned_faults = _run(None)
+    assert tuned_faults * 10 < faults
 
 
 def test_release_free_memory_returns_a_flag():

@@ -242,3 +242,15 @@ def test_conv2d_same_with_stride_raises():
 def test_conv2d_wrong_rank_raises():
     with pytest.raises(RuntimeError, match="conv2d"):
         ember.ops.conv2d(ember.zeros(1, 1, 1, 5, 5), ember.zeros(1, 1, 3, 3))
+
+
+@pytest.mark.parametrize("k,hw", [(1, 16), (3, 32), (3, 8)])
+def test_conv2d_empty_batch_forward_and_backward(k, hw):
+    """An empty batch gives an empty output and zero weight gradient, as in PyTorch."""
+    x = ember.zeros(0, 4, hw, hw, requires_grad=True)
+    conv = ember.nn.Conv2d(4, 5, k, padding=k // 2)
+    y = conv(x)
+    assert tuple(y.shape) == (0, 5, hw, hw)
+    y.sum().backward()
+    assert tuple(x.grad.shape) == (0, 4, hw, hw)
+    np.testing.assert_array_equal(conv.weight.grad.numpy(), np.zeros((5, 4, k, k), np.float32))

@@ -143,6 +143,10 @@ def conv2d(x, w, stride, padding, dilation, groups, keep_cols=True):
     (None where no window matrix was made, or ``keep_cols`` is false on the per-sample path)."""
     o, cg, kh, kw = w.shape
     n = x.shape[0]
+    if n == 0:  # an empty batch: nothing to multiply (the reshapes below need a sample)
+        oh = out_size(x.shape[2], kh, stride[0], padding[0], dilation[0])
+        ow = out_size(x.shape[3], kw, stride[1], padding[1], dilation[1])
+        return xp_of(x).zeros((0, o, oh, ow), x.dtype), None
     if _pointwise(x, w.shape, stride, padding, groups):
         y = np.matmul(w.reshape(o, cg), x.reshape(n, cg, -1))  # (N, O, H*W)
         return y.astype(x.dtype, copy=False).reshape(n, o, *x.shape[2:]), None
@@ -162,6 +166,8 @@ def conv2d(x, w, stride, padding, dilation, groups, keep_cols=True):
 
 def conv2d_input_grad(g, w, x_shape, stride, padding, dilation, groups):
     """Gradient w.r.t. the input (also conv_transpose2d's forward)."""
+    if g.shape[0] == 0:
+        return xp_of(g).zeros(x_shape, g.dtype)
     if _pointwise(g, w.shape, stride, padding, groups):
         o, c = w.shape[:2]
         gx = np.matmul(w.reshape(o, c).T, g.reshape(g.shape[0], o, -1))  # (N, C, H*W)
@@ -240,6 +246,8 @@ def _input_grad_on_grid(g, w, x_shape, padding):
 def conv2d_weight_grad(x, g, w_shape, stride, padding, dilation, groups, cols=None):
     """Gradient w.r.t. the weight; ``cols`` from the forward pass saves recomputing it."""
     o, cg, kh, kw = w_shape
+    if x.shape[0] == 0:
+        return xp_of(g).zeros(w_shape, g.dtype)
     if _pointwise(x, w_shape, stride, padding, groups):
         n = x.shape[0]
         g3, x3 = g.reshape(n, o, -1), x.reshape(n, cg, -1)

@@ -211,3 +211,16 @@ def test_small_layers_parity():
     a, b = randn(5, 7), randn(5, 7)
     parity(nn.CosineSimilarity(), torch.nn.CosineSimilarity(), a, b)
     parity(nn.PairwiseDistance(), torch.nn.PairwiseDistance(), a, b)
+
+
+def test_layer_norm_and_softmax_on_empty_batches():
+    """Zero rows: empty outputs and gradients, zero weight gradients (as in PyTorch)."""
+    x = ember.zeros(0, 8, requires_grad=True)
+    ln = ember.nn.LayerNorm(8)
+    ln(x).sum().backward()
+    assert tuple(x.grad.shape) == (0, 8)
+    assert ln.weight.grad.abs().sum().item() == 0.0
+    s = ember.zeros(0, 5, requires_grad=True)
+    y = ember.softmax(s, dim=-1)
+    y.sum().backward()
+    assert tuple(y.shape) == (0, 5) and tuple(s.grad.shape) == (0, 5)

@@ -40,7 +40,7 @@ def _row_dot(a: np.ndarray, b: np.ndarray, scale: float = 1.0) -> np.ndarray:
 def _rows(x: np.ndarray, k: int) -> np.ndarray:
     """View ``x`` as (rows, trailing) with the last ``k`` axes flattened."""
     lead = int(np.prod(x.shape[: x.ndim - k], dtype=np.int64))
-    return x.reshape(lead, -1)
+    return x.reshape(lead, int(np.prod(x.shape[x.ndim - k :], dtype=np.int64)))  # also when empty
 
 
 # Below this largest input, exp(x) cannot overflow a row sum of up to a million terms, so the
@@ -74,7 +74,7 @@ def softmax_last(x: np.ndarray, bias=None) -> np.ndarray:
                 sums = stable(out, zs)
         out /= sums
 
-    if z2.shape[-1]:
+    if z2.size:
         run_rows(kern, y, z2)
     return y.reshape(z.shape)
 

@@ -73,6 +73,19 @@ def test_softmax_rows_unshifted_underflow_and_shifted(offset):
     np.testing.assert_allclose(y, want, rtol=2e-6, atol=1e-9)
 
 
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+def test_softmax_rows_shift_where_exp_would_overflow(dtype):
+    """20 is below the float32 no-shift bound but exp(20) overflows float16: half precision
+    always subtracts the row max."""
+    x = np.array([[20.0, 19.0, 0.0], [1.0, 2.0, 3.0]], dtype)
+    z = x.astype(np.float64)
+    want = np.exp(z - z.max(-1, keepdims=True))
+    want /= want.sum(-1, keepdims=True)
+    y = rowwise.softmax_last(x)
+    assert y.dtype == dtype
+    np.testing.assert_allclose(y, want, rtol=2e-3 if dtype == np.float16 else 2e-6, atol=1e-6)
+
+
 def test_layer_norm_rows_match_float64(workers):
     rng = np.random.default_rng(2)
     x = (rng.standard_normal((600, 2, 128)) * 3 + 1).astype(np.float32)

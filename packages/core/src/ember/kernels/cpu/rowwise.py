@@ -30,8 +30,7 @@ def _row_dot(a: np.ndarray, b: np.ndarray, scale: float = 1.0) -> np.ndarray:
     """``scale * (a * b).sum(axis=1, keepdims=True)`` (one pass, no product array)."""
     if a.dtype not in (np.float32, np.float64):
         return _row_sum(a * b, scale)
-    dot = np.vecdot(a, b) if hasattr(np, "vecdot") else np.einsum("ij,ij->i", a, b)  # NumPy 1
-    out = dot[:, None]
+    out = np.vecdot(a, b)[:, None]
     if scale != 1.0:
         out *= a.dtype.type(scale)
     return out
@@ -43,10 +42,11 @@ def _rows(x: np.ndarray, k: int) -> np.ndarray:
     return x.reshape(lead, int(np.prod(x.shape[x.ndim - k :], dtype=np.int64)))  # also when empty
 
 
-# Below this largest input, exp(x) cannot overflow a row sum of up to a million terms, so the
-# max subtraction (a row reduction NumPy pays for per row: 369 us of a (4096, 128) softmax's
-# 900) is skipped; rows whose sum then underflows (every entry below about -69) are redone with
-# it. Without the shift the result differs from the shifted one by rounding only.
+# Below this largest input, exp(x) cannot overflow a float32 row sum of up to a million terms,
+# so the max subtraction (a row reduction NumPy pays for per row: 369 us of a (4096, 128)
+# softmax's 900) is skipped; rows whose sum then underflows (every entry below about -69) are
+# redone with it. Without the shift the result differs from the shifted one by rounding only.
+# Half-precision types (exp overflows past 11) always shift.
 _NO_SHIFT_MAX = 60.0
 _MIN_ROW_SUM = 1e-30
 
@@ -56,8 +56,8 @@ def softmax_last(x: np.ndarray, bias=None) -> np.ndarray:
     z = np.ascontiguousarray(x) if bias is None else np.add(x, bias)  # one broadcast pass
     z2 = z.reshape(-1, z.shape[-1])
     y = np.empty_like(z2)
-    top = z2.max() if z2.size else 0.0
-    shift = not (top <= _NO_SHIFT_MAX)  # also for NaN
+    wide = z2.dtype in (np.float32, np.float64)
+    shift = not (wide and z2.size and z2.max() <= _NO_SHIFT_MAX)  # NaN compares False: shift
 
     def stable(out, zs):
         np.subtract(zs, zs.max(axis=-1, keepdims=True), out=out)

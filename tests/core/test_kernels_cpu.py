@@ -224,3 +224,17 @@ def test_max_pool_2x2_matches_general_kernel_with_ties(dtype):
     )
     x[0, 0, 0, 0] = np.nan  # NaN windows go back to the general rule
     assert pool2x2.max_pool_2x2(x)[1] is None
+
+
+def test_scratch_buffers_are_reused_per_thread_and_not_shared():
+    import threading
+
+    a1, b1 = parallel.scratch(np.float32, 1000)
+    a2, _ = parallel.scratch(np.float32, 500)
+    assert a1.shape == (1000,) and a2.shape == (500,) and b1.dtype == np.float32
+    assert np.shares_memory(a1, a2) and not np.shares_memory(a1, b1)  # reused, two buffers
+    other = []
+    t = threading.Thread(target=lambda: other.extend(parallel.scratch(np.float32, 1000)))
+    t.start()
+    t.join()
+    assert not any(np.shares_memory(a1, o) for o in other)  # another thread's own buffers

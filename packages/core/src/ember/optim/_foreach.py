@@ -17,18 +17,17 @@ of two same-shaped buffers it may overwrite, ``extra`` the per-parameter scalars
 from __future__ import annotations
 
 import os
-import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from ..backend.device import array_module
+from ..kernels.cpu.parallel import scratch
 
 CHUNK_BYTES = 1 << 19  # per array: a kernel's handful of chunk-sized arrays stay in cache
 PARALLEL_MIN = 1 << 20  # total chunked elements before a step is split among threads
 N_SCRATCH = 2
 
-_local = threading.local()
 _pool: list = [None]
 
 
@@ -56,14 +55,7 @@ if hasattr(os, "register_at_fork"):
 
 def _scratch(dtype, size: int, shape) -> list:
     """This thread's reusable scratch buffers, viewed with ``shape``."""
-    bufs = getattr(_local, "bufs", None)
-    if bufs is None:
-        bufs = _local.bufs = {}
-    flat = bufs.get(dtype)
-    if flat is None or flat[0].size < size:
-        n = max(size, CHUNK_BYTES // dtype.itemsize)
-        flat = bufs[dtype] = [np.empty(n, dtype) for _ in range(N_SCRATCH)]
-    return [b[:size].reshape(shape) for b in flat]
+    return [b.reshape(shape) for b in scratch(dtype, size, N_SCRATCH)]
 
 
 def _run_pieces(kernel, pieces) -> None:

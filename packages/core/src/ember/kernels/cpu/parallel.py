@@ -4,6 +4,7 @@ on a large array two blocks on two cores take about half the time; small arrays 
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -13,6 +14,23 @@ MIN_ELEMENTS = 1 << 17
 CHUNK = 1 << 16  # elements per kernel call: a few such float32 temporaries fit in L2
 _WORKERS = max(1, min(4, os.cpu_count() or 1))
 _pool: ThreadPoolExecutor | None = None
+
+
+_local = threading.local()
+
+
+def scratch(dtype, size: int, count: int = 2) -> list:
+    """``count`` flat work buffers of ``size`` elements of ``dtype``, private to the calling
+    thread and reused from call to call (kernels on cache-sized blocks would otherwise
+    allocate their temporaries once per block)."""
+    dtype = np.dtype(dtype)
+    bufs = getattr(_local, "bufs", None)
+    if bufs is None:
+        bufs = _local.bufs = {}
+    flat = bufs.get(dtype)
+    if flat is None or len(flat) < count or flat[0].size < size:
+        flat = bufs[dtype] = [np.empty(max(size, CHUNK), dtype) for _ in range(count)]
+    return [b[:size] for b in flat[:count]]
 
 
 def _forget_pool() -> None:

@@ -4,11 +4,10 @@ on row blocks in threads (see parallel.py)."""
 from __future__ import annotations
 
 import math
-import threading
 
 import numpy as np
 
-from .parallel import run_rows
+from .parallel import run_rows, scratch
 
 # Abramowitz & Stegun 7.1.26: erfc(z) ~ t*(a1 + t*(a2 + ... a5)) * exp(-z^2), t = 1/(1 + p z)
 # for z >= 0, absolute error below 1.5e-7.
@@ -19,15 +18,6 @@ _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
 _SIGN_BIT = np.uint32(0x80000000)
-_SCRATCH = threading.local()
-
-
-def _scratch(n: int):
-    """Two float32 work buffers of ``n`` elements, kept per thread."""
-    bufs = getattr(_SCRATCH, "bufs", None)
-    if bufs is None or bufs[0].size < n:
-        bufs = _SCRATCH.bufs = [np.empty(max(n, 1 << 16), np.float32) for _ in range(2)]
-    return bufs[0][:n], bufs[1][:n]
 
 
 def _normal_cdf_into(q, x):
@@ -35,7 +25,7 @@ def _normal_cdf_into(q, x):
     cancellation for negative x), then reflected by copying x's sign bit onto 0.5 - tail;
     absolute error about 3e-7 (float32 rounding of the 1.5e-7 formula)."""
     f32 = np.float32
-    z, w = _scratch(x.size)
+    z, w = scratch(np.float32, x.size)
     np.abs(x, out=z)
     np.multiply(z, f32(_P * _INV_SQRT_2), out=q)
     q += f32(1.0)

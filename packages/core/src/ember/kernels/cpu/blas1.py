@@ -90,9 +90,10 @@ def axpy(a: float, x: np.ndarray, y: np.ndarray) -> bool:
     """``y += a * x`` in place, one rounding per element; False if not done.
 
     >>> import numpy as np
-    >>> y = np.ones(4, np.float32)
-    >>> done = axpy(2.0, np.arange(4, dtype=np.float32), y)
-    >>> y.tolist() if done else [1.0, 3.0, 5.0, 7.0]
+    >>> x, y = np.arange(4, dtype=np.float32), np.ones(4, np.float32)
+    >>> if not axpy(2.0, x, y):  # no usable BLAS here: the caller runs its NumPy code
+    ...     y += np.float32(2.0) * x
+    >>> y.tolist()
     [1.0, 3.0, 5.0, 7.0]
     """
     if not _ok(x, y) or np.may_share_memory(x, y):

@@ -59,7 +59,7 @@ def gpt(lib, vocab=1024, d=256, heads=4, layers=4, seq=128):
 
         def forward(self, idx):
             t = idx.shape[1]
-            x = self.tok(idx) + self.pos(lib.arange(t))
+            x = self.tok(idx) + self.pos(lib.arange(t, device=idx.device))
             for blk in self.blocks:
                 x = blk(x)
             return self.head(self.ln(x))

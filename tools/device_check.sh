@@ -1,22 +1,27 @@
 #!/usr/bin/env bash
-# One device call: ember's CUDA test variants on the lent GPU, plus a cross-check of ember's
-# safetensors output against the real safetensors library (installed there, not here).
+# One device call on a lent GPU: install the cuDNN frontend wheel carried in .whl/, run every
+# @pytest.mark.gpu test, then bench/gpu.py (ember beside PyTorch) with kernel profiles of the
+# bf16 runs. Logs and JSON go to $OUT; the end of stdout is a short summary table.
+#   usage (from the repository root, on the device): bash tools/device_check.sh [bench args]
 set -u
-export PYTHONPATH=packages/core/src PYTHONUNBUFFERED=1
-nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
-python3 -m pytest tests/core -m gpu -q -p no:cacheprovider -rxX > /tmp/gpu.log 2>&1
-echo "XPASS: $(grep -c "^XPASS" /tmp/gpu.log)  XFAIL: $(grep -c "^XFAIL" /tmp/gpu.log)"
-grep -E "^(FAILED|ERROR)" /tmp/gpu.log | head -20
-tail -2 /tmp/gpu.log
-python3 - <<'PY'
-import numpy as np, ember
-from safetensors.numpy import load_file, save_file
-sd = {"w": ember.randn(3, 4), "n": ember.tensor([1, 2, 3]), "b": ember.ones(2, dtype=ember.float16)}
-ember.save(sd, "/tmp/e.safetensors")
-got = load_file("/tmp/e.safetensors")
-ok = all(np.array_equal(got[k], sd[k].numpy()) for k in sd)
-save_file({"x": np.arange(6, dtype=np.float32).reshape(2, 3)}, "/tmp/s.safetensors")
-back = ember.load("/tmp/s.safetensors")
-ok2 = np.array_equal(back["x"].numpy(), np.arange(6, dtype=np.float32).reshape(2, 3))
-print(f"safetensors library reads ember.save: {ok}; ember.load reads safetensors.save_file: {ok2}")
-PY
+OUT=${OUT:-/tmp/out}
+mkdir -p "$OUT"
+export PYTHONPATH=packages/core/src:packages/vision/src PYTHONUNBUFFERED=1
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+python3 -m pip install --no-deps --no-index .whl/nvidia_cudnn_frontend-*.whl > "$OUT/pip.log" 2>&1 \
+    || tail -3 "$OUT/pip.log"
+python3 -c "import cupy, cudnn, ember; print('cupy', cupy.__version__, 'cudnn', cudnn.backend_version(), 'gpus', ember.cuda.device_count())"
+
+start=$(date +%s)
+timeout "${TEST_S:-240}" python3 -m pytest tests/core -m gpu -q -p no:cacheprovider -rf \
+    > "$OUT/gpu_tests.log" 2>&1
+echo "gpu tests rc=$? in $(( $(date +%s) - start )) s: $(tail -1 "$OUT/gpu_tests.log")"
+grep -E "^(FAILED|ERROR)" "$OUT/gpu_tests.log" | cut -c1-220 | head -25
+
+start=$(date +%s)
+timeout "${BENCH_S:-300}" python3 bench/gpu.py --profile bf16 --out "$OUT/gpu.json" "$@" \
+    > "$OUT/bench.log" 2>&1
+echo "bench rc=$? in $(( $(date +%s) - start )) s"
+grep -E "^\[profile|^   " "$OUT/bench.log" | head -60
+grep -E "Error|error" "$OUT/bench.log" | grep -v "^{" | head -8
+sed -n '/^cuDNN graphs refused/,$p' "$OUT/bench.log"

@@ -48,6 +48,13 @@ class Gelu(Primitive):
     def forward(ctx, x, approximate):
         xp = array_module(x)
         ctx.approximate = approximate
+        ctx.cuda = False
+        if xp is not np and _cuda_usable(x):  # one launch; backward recomputes Phi from x
+            from ..kernels.cuda import elementwise as cuda_ew
+
+            ctx.cuda = True
+            ctx.save_for_backward(x, x)
+            return cuda_ew.gelu(x, approximate)
         if approximate == "tanh":
             inner = xp.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * x * x * x))
             ctx.save_for_backward(x, inner)
@@ -66,6 +73,11 @@ class Gelu(Primitive):
     @staticmethod
     def backward(ctx, g):
         x, saved = ctx.saved_tensors
+        if not STATE.grad_enabled and ctx.cuda:
+            from ..kernels.cuda import elementwise as cuda_ew
+
+            ga = array_module(g._data).ascontiguousarray(g._data, dtype=x._data.dtype)
+            return _make(cuda_ew.gelu_grad(ga, x._data, ctx.approximate))
         if not STATE.grad_enabled:  # first order only: reuse the forward's erf / tanh
             return _make(_gelu_grad_array(g._data, x._data, saved._data, ctx.approximate))
         if ctx.approximate == "tanh":
@@ -76,6 +88,12 @@ class Gelu(Primitive):
         cdf = 0.5 * (1.0 + U.erf(x * _INV_SQRT_2))
         pdf = U.exp(-0.5 * (x * x)) * _INV_SQRT_2PI
         return g * (cdf + x * pdf)
+
+
+def _cuda_usable(x) -> bool:
+    from ..kernels.cuda import compile as cc
+
+    return cc.usable(x)
 
 
 def _gelu_grad_array(g, x, saved, approximate):
@@ -134,6 +152,12 @@ def _float_tensor(input, name):
 
 def relu(input, inplace: bool = False):
     """``max(x, 0)`` elementwise."""
+    if inplace and not isinstance(input._data, np.ndarray):
+        from ..ops.inplace import relu_cuda_
+
+        done = relu_cuda_(input)
+        if done is not None:
+            return done
     return _maybe_inplace(input, U.relu, inplace, "relu_")
 
 

@@ -9,6 +9,8 @@ import numpy as np
 
 from .. import ops
 from .._tensor import _make
+from ..autograd.function import Primitive
+from ..autograd.grad_mode import STATE
 from ..backend.device import array_module
 from ..ops.norm import Softmax
 
@@ -44,6 +46,22 @@ def _repeat_heads(x, heads: int):
     return x.unsqueeze(-3).expand(*lead, hk, rep, s, e).reshape(*lead, heads, s, e)
 
 
+_CAUSAL: dict = {}
+
+
+def _causal_bias(xp, l, s, dtype):
+    """The (l, s) additive causal mask (0 on and below the diagonal, -inf above), cached per
+    shape, dtype and device: models ask for the same one in every layer and step."""
+    dev = 0 if xp is np else int(xp.cuda.runtime.getDevice())
+    key = (l, s, np.dtype(dtype).str, xp.__name__, dev)
+    bias = _CAUSAL.get(key)
+    if bias is None:
+        if len(_CAUSAL) > 8:
+            _CAUSAL.clear()
+        bias = _CAUSAL[key] = xp.triu(xp.full((l, s), -np.inf, dtype=dtype), 1)
+    return bias
+
+
 def _mask_bias(scores, attn_mask, is_causal):
     """The mask as an additive bias array (0 or -inf for bool masks), plus the rows left with
     no key at all (those get a zero bias and are zeroed after the softmax, as PyTorch does)."""
@@ -55,6 +73,8 @@ def _mask_bias(scores, attn_mask, is_causal):
                 "is_causal=True"
             )
         l, s = scores.shape[-2:]
+        if s > 0:  # every row keeps key 0: no dead rows to look for (a device sync on CUDA)
+            return _causal_bias(xp, l, s, scores._data.dtype), None
         attn_mask = _make(xp.tril(xp.ones((l, s), dtype=bool)))
     if attn_mask is None:
         return None, None
@@ -91,6 +111,10 @@ def scaled_dot_product_attention(
         value = _repeat_heads(value, query.shape[-3])
     if scale is None:
         scale = 1.0 / math.sqrt(query.shape[-1])
+    if not isinstance(query._data, np.ndarray):
+        fused = _cudnn_attention(query, key, value, attn_mask, dropout_p, is_causal, scale)
+        if fused is not None:
+            return fused
     scores = ops.matmul(query * scale, key.transpose(-2, -1))  # (..., L, S)
     bias, alive = _mask_bias(scores, attn_mask, is_causal)
     if bias is not None and bias.shape != scores.shape:
@@ -108,3 +132,72 @@ def scaled_dot_product_attention(
     if dropout_p > 0.0:
         attn = ops.dropout(attn, dropout_p, True)
     return ops.matmul(attn, value)  # (..., L, Ev)
+
+
+# ---- CUDA: cuDNN's fused attention -----------------------------------------------------
+
+
+class _FusedAttention(Primitive):
+    """Attention whose forward cuDNN already ran (``result``: output and softmax statistics);
+    backward is cuDNN's fused backward, or the closed-form gradients in tensor ops when
+    recording (double backward) or when cuDNN refuses the backward graph."""
+
+    @staticmethod
+    def forward(ctx, q, k, v, result, scale, is_causal):
+        out, stats = result
+        ctx.scale, ctx.is_causal, ctx.stats = scale, is_causal, stats
+        ctx.save_for_backward(q, k, v, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        q, k, v, out = ctx.saved_tensors
+        if not STATE.grad_enabled:
+            from ..kernels.cuda import attention
+
+            grads = attention.backward(
+                q._data,
+                k._data,
+                v._data,
+                out._data,
+                ctx.stats,
+                g._data.astype(q._data.dtype, copy=False),
+                ctx.scale,
+                ctx.is_causal,
+            )
+            if grads is not None:
+                return tuple(_make(a) for a in grads)
+        return _closed_form_grads(q, k, v, g, ctx.scale, ctx.is_causal)
+
+
+def _closed_form_grads(q, k, v, g, scale, is_causal):
+    """dq, dk, dv of softmax(q k^T * scale + causal mask) v, in (differentiable) tensor ops."""
+    scores = ops.matmul(q * scale, k.transpose(-2, -1))
+    if is_causal:
+        xp = array_module(scores._data)
+        l, s = scores.shape[-2:]
+        mask = xp.triu(xp.full((l, s), -xp.inf, dtype=scores._data.dtype), 1)
+        scores = scores + _make(mask)
+    p = Softmax.apply(scores, axis=scores.ndim - 1)
+    dv = ops.matmul(p.transpose(-2, -1), g)
+    dp = ops.matmul(g, v.transpose(-2, -1))
+    ds = p * (dp - (dp * p).sum(-1, keepdim=True))
+    return ops.matmul(ds, k) * scale, ops.matmul(ds.transpose(-2, -1), q) * scale, dv
+
+
+def _cudnn_attention(query, key, value, attn_mask, dropout_p, is_causal, scale):
+    """The output through cuDNN's fused attention, or None where it does not apply."""
+    from ..amp import autocast_mode as _amp
+    from ..kernels.cuda import attention
+
+    if _amp.STATE.on:
+        query, key, value = _amp.lower_precision(query, key, value)
+    q, k, v = query._data, key._data, value._data
+    if not attention.usable(q, k, v, attn_mask, dropout_p, is_causal):
+        return None
+    result = attention.forward(q, k, v, float(scale), bool(is_causal))
+    if result is None:
+        return None
+    return _FusedAttention.apply(
+        query, key, value, result=result, scale=float(scale), is_causal=bool(is_causal)
+    )

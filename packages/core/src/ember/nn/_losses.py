@@ -16,6 +16,7 @@ from ..autograd.function import Primitive
 from ..backend.device import array_module
 from ..ops import elementwise as E
 from ..ops import unary as U
+from ..ops.norm import _cuda_rows
 from ._activations import logsigmoid
 
 __all__ = [
@@ -227,7 +228,15 @@ def cross_entropy(
         raise ValueError(
             f"cross_entropy: label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}"
         )
-    if _fused_applies(input, target, weight, ignore_index, reduction, label_smoothing):
+    if _amp.STATE.on:  # cross entropy runs in float32 under autocast, fused or not
+        (input,) = _amp.full_precision(input)
+    fused = _fused_applies(input, target, weight, ignore_index, reduction, label_smoothing)
+    if fused == "cuda":
+        from ._losses_cuda import CrossEntropyIndicesCuda
+
+        mean = reduction == "mean"
+        return CrossEntropyIndicesCuda.apply(input, target, mean=mean, ignore_index=ignore_index)
+    if fused:
         return _CrossEntropyIndices.apply(input, target, mean=reduction == "mean")
     class_dim = 0 if input.ndim == 1 else 1
     logp = ops.log_softmax(input, class_dim)
@@ -244,9 +253,10 @@ def cross_entropy(
     return nll * (1.0 - label_smoothing) + smooth * (label_smoothing / c)
 
 
-def _fused_applies(input, target, weight, ignore_index, reduction, label_smoothing) -> bool:
+def _fused_applies(input, target, weight, ignore_index, reduction, label_smoothing):
     """The plain classification case runs as one node: (N, C) float logits, (N,) class ids
-    all in range, no class weights or smoothing, a mean or sum, no autocast."""
+    all in range, no class weights or smoothing, a mean or sum. "cuda" for CUDA tensors,
+    whose node takes ignored and out-of-range ids itself (checking here would sync)."""
     if not (
         isinstance(target, Tensor)
         and input.ndim == 2
@@ -257,10 +267,12 @@ def _fused_applies(input, target, weight, ignore_index, reduction, label_smoothi
         and input.dtype.is_floating_point
         and target._data.dtype.kind in "iu"
         and input.shape[0] == target.shape[0] > 0
-        and not _amp.STATE.on
     ):
         return False
     t = target._data
+    if not isinstance(t, np.ndarray):
+        same = type(input._data) is type(t) and input.device == target.device
+        return "cuda" if same else False
     return bool(((t >= 0) & (t < input.shape[1]) & (t != ignore_index)).all())
 
 
@@ -272,8 +284,13 @@ class _CrossEntropyIndices(Primitive):
     @staticmethod
     def forward(ctx, x, t, mean):
         xp = array_module(x)
-        logp = x - x.max(axis=1, keepdims=True)
-        logp -= xp.log(xp.exp(logp).sum(axis=1, keepdims=True))
+        if xp is not np and _cuda_rows(x, 1):  # one fused launch instead of five passes
+            from ..kernels.cuda import rowwise as cuda_rows
+
+            logp = cuda_rows.softmax(x, log=True)
+        else:
+            logp = x - x.max(axis=1, keepdims=True)
+            logp -= xp.log(xp.exp(logp).sum(axis=1, keepdims=True))
         picked = xp.take_along_axis(logp, t[:, None].astype(xp.int64), 1)[:, 0]
         loss = -(picked.mean() if mean else picked.sum())
         if ctx._rec:

@@ -5,6 +5,8 @@ written in tensor ops, so batch norm still differentiates twice."""
 
 from __future__ import annotations
 
+import numpy as np
+
 from .._tensor import _make
 from ..autograd.function import Primitive
 from ..autograd.grad_mode import STATE
@@ -18,7 +20,7 @@ class BatchNormTrain(Primitive):
 
     @staticmethod
     def forward(ctx, x, w, b, eps, stats):
-        y, mean, var, rstd = _k.batch_norm_train(x, w, b, eps)
+        y, mean, var, rstd = _kernels(x).batch_norm_train(x, w, b, eps)
         stats.extend((mean, var))
         if ctx._rec:
             ctx.eps, ctx.mean, ctx.rstd = eps, mean, rstd
@@ -31,8 +33,11 @@ class BatchNormTrain(Primitive):
         if STATE.grad_enabled:  # recording this backward: rebuild it from x in tensor ops
             return _grad_graph(g, x, w, ctx.eps, ctx._next)
         need = [e is not None for e in ctx._next[:3]]
-        gx, gw, gb = _k.batch_norm_train_grad(
-            g._data, x._data, ctx.mean, ctx.rstd, None if w is None else w._data, *need
+        ga = g._data
+        if not isinstance(ga, np.ndarray):  # the CUDA kernels index C-contiguous arrays
+            ga = array_module(ga).ascontiguousarray(ga, dtype=x._data.dtype)
+        gx, gw, gb = _kernels(ga).batch_norm_train_grad(
+            ga, x._data, ctx.mean, ctx.rstd, None if w is None else w._data, *need
         )
         return tuple(None if a is None else _make(a) for a in (gx, gw, gb))
 
@@ -56,9 +61,25 @@ def _grad_graph(g, x, w, eps, nxt):
     return gx, gw, gb
 
 
+def _kernels(arr):
+    """The batch-norm kernel module for an array: NumPy's, or the CUDA one."""
+    if isinstance(arr, np.ndarray):
+        return _k
+    from ..kernels.cuda import elementwise
+
+    return elementwise
+
+
 def fused_available(x) -> bool:
-    """Whether the fused kernel runs on ``x``'s device (NumPy arrays only, for now)."""
-    return array_module(x._data).__name__ == "numpy"
+    """Whether a fused kernel runs on ``x``: always on the CPU; on CUDA for C-contiguous
+    float tensors with more than one value per channel."""
+    a = x._data
+    if isinstance(a, np.ndarray):
+        return True
+    from ..kernels.cuda import compile as cc
+    from ..kernels.cuda import elementwise
+
+    return cc.usable(a) and elementwise.batch_norm_usable(a)
 
 
 def batch_norm_train(x, w, b, eps):

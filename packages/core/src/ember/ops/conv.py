@@ -3,15 +3,21 @@ gradient. Each is the adjoint of another, so all three differentiate twice."""
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..amp import autocast_mode as _amp
 from ..autograd.function import Primitive
 from ..kernels.cpu import conv as _k
 
 
 def _kernels(arr):
-    # one module for both devices: the im2col kernels take their array module (NumPy or
-    # CuPy) from the arrays they get; CuPy runs them on cuBLAS until the cuDNN frontend lands
-    return _k
+    """NumPy arrays: the im2col + BLAS kernels. CuPy arrays: the cuDNN frontend graphs, which
+    fall back to the same im2col kernels on cuBLAS where cuDNN is off or refuses a shape."""
+    if isinstance(arr, np.ndarray):
+        return _k
+    from ..kernels.cuda import conv as cuda_conv
+
+    return cuda_conv
 
 
 class Conv2d(Primitive):

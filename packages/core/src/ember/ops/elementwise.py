@@ -194,8 +194,12 @@ def _binary(prim, a, b, op: str):
             if rt.np != t._data.dtype:
                 t = cast(t, rt)
                 s = rt.np.type(s)
-        elif isinstance(s, int | float):
-            s = t._data.dtype.type(s) if t._data.dtype.kind == "V" else s
+        elif isinstance(s, int | float) and t._data.dtype.kind == "V":
+            # bfloat16 takes its scalars as bfloat16: a NumPy scalar on the CPU; on CUDA a 0-d
+            # device array, so a backward that reuses the scalar stays on the device
+            s = t._data.dtype.type(s)
+            if not isinstance(t._data, np.ndarray):
+                s = array_module(t._data).asarray(s)
         a, b = (t, s) if ca else (s, t)
     else:
         raise TypeError(f"{op}: expected at least one Tensor argument")

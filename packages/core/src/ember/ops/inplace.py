@@ -3,6 +3,8 @@ counter and, when gradients flow, point its ``grad_fn`` at the new node (PyTorch
 
 from __future__ import annotations
 
+import numpy as np
+
 from .._tensor import Tensor, _make
 from ..autograd.grad_mode import STATE
 
@@ -81,3 +83,28 @@ def _original(t: Tensor) -> Tensor:
 
         return clone(t)
     return _make(t._data.copy())
+
+
+def relu_cuda_(t: Tensor) -> Tensor | None:
+    """``relu_`` computed in ``t``'s own memory on CUDA (no copy in, no copy back); None
+    when ``t`` is not a C-contiguous CUDA float tensor (the caller then takes the generic
+    path)."""
+    from .unary import ReluInplaceCuda, _cuda_kernel_ok
+
+    if isinstance(t._data, np.ndarray) or not _cuda_kernel_ok(t._data):
+        return None
+    record = check_inplace(t, None, "relu_")
+    if not record:
+        prev = STATE.grad_enabled
+        STATE.grad_enabled = False
+        try:
+            ReluInplaceCuda.apply(t)
+        finally:
+            STATE.grad_enabled = prev
+        t._vbox[0] += 1
+        return t
+    out = ReluInplaceCuda.apply(t)
+    node = out.grad_fn
+    commit(t, out)  # same memory: no copy; bumps the version and adopts the node
+    node.vbox, node.version = t._vbox, t._vbox[0]
+    return t

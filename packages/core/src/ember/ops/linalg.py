@@ -216,8 +216,24 @@ def _linear_grads_first_order(ctx, g, x, w):
     gw = _make(_mm(g2.T, x.reshape(-1, x.shape[-1]))) if ctx._next[1] is not None else None
     gb = None
     if len(ctx._next) > 2 and ctx._next[2] is not None:
-        gb = _make(g2.sum(0))
+        gb = _make(g2.sum(0) if isinstance(g2, np.ndarray) else _column_sums(g2))
     return gx, gw, gb
+
+
+_ONES: dict = {}
+
+
+def _column_sums(a):
+    """``a.sum(0)`` of a 2-D CuPy array as a product with a ones row: cuBLAS reads ``a`` once
+    at memory speed, where CuPy's axis-0 reduction was 6x slower (GPT-2 bias gradients)."""
+    xp = array_module(a)
+    key = (a.shape[0], a.dtype.str, int(a.device.id))
+    ones = _ONES.get(key)
+    if ones is None:
+        if len(_ONES) > 16:
+            _ONES.clear()
+        ones = _ONES[key] = xp.ones((1, a.shape[0]), a.dtype)
+    return _mm(ones, a).reshape(a.shape[1])
 
 
 def linear(input, weight, bias=None):

@@ -14,6 +14,17 @@ from ..backend.device import array_module
 from ..kernels.cpu import rowwise
 
 
+def _cuda_rows(x, axis, bias=None) -> bool:
+    """Whether the fused CUDA row kernels take ``x`` (and ``bias``) along ``axis``."""
+    if isinstance(x, np.ndarray) or axis != x.ndim - 1 or x.ndim == 0:
+        return False
+    from ..kernels.cuda import compile as cc
+
+    if bias is not None and (bias.ndim != 2 or bias.shape != x.shape[-2:] or x.ndim < 2):
+        return False
+    return cc.usable(x, bias)
+
+
 class Softmax(Primitive):
     @staticmethod
     def forward(ctx, x, axis, bias=None):
@@ -21,6 +32,12 @@ class Softmax(Primitive):
         ctx.axis = axis
         if xp is np and axis == x.ndim - 1:  # row blocks on threads
             e = rowwise.softmax_last(x, bias)
+            ctx.save_for_backward(e)
+            return e
+        if _cuda_rows(x, axis, bias):  # one launch per pass on the GPU
+            from ..kernels.cuda import rowwise as cuda_rows
+
+            e = cuda_rows.softmax(x, bias)
             ctx.save_for_backward(e)
             return e
         e = x + bias if bias is not None else x.copy()  # ``bias``: an additive mask, no grad
@@ -36,6 +53,16 @@ class Softmax(Primitive):
         (y,) = ctx.saved_tensors
         if not STATE.grad_enabled and isinstance(g._data, np.ndarray) and ctx.axis == g.ndim - 1:
             return _make(rowwise.softmax_last_grad(g._data, y._data)), None
+        if not STATE.grad_enabled and _cuda_rows(y._data, ctx.axis):
+            from ..kernels.cuda import rowwise as cuda_rows
+
+            ga = (
+                g._data
+                if g._data.flags.c_contiguous
+                else array_module(g._data).ascontiguousarray(g._data)
+            )
+            if ga.dtype == y._data.dtype:
+                return _make(cuda_rows.softmax_grad(ga, y._data)), None
         if not STATE.grad_enabled:  # first order: y * (g - sum(g * y)) in place
             ya, ga = y._data, g._data
             t = ga * ya
@@ -51,6 +78,13 @@ class LogSoftmax(Primitive):
     @staticmethod
     def forward(ctx, x, axis):
         xp = array_module(x)
+        ctx.axis = axis
+        if _cuda_rows(x, axis):
+            from ..kernels.cuda import rowwise as cuda_rows
+
+            s = cuda_rows.softmax(x, log=True)
+            ctx.save_for_backward(s)
+            return s
         s = x - x.max(axis=axis, keepdims=True)
         s -= xp.log(xp.exp(s).sum(axis=axis, keepdims=True))
         ctx.axis = axis
@@ -60,6 +94,12 @@ class LogSoftmax(Primitive):
     @staticmethod
     def backward(ctx, g):
         (out,) = ctx.saved_tensors
+        if not STATE.grad_enabled and _cuda_rows(out._data, ctx.axis):
+            from ..kernels.cuda import rowwise as cuda_rows
+
+            ga = array_module(g._data).ascontiguousarray(g._data)
+            if ga.dtype == out._data.dtype:
+                return _make(cuda_rows.softmax_grad(ga, out._data, log=True))
         if not STATE.grad_enabled:  # first order: g - exp(out) * sum(g), in place
             xp = array_module(g._data)
             t = xp.exp(out._data)
@@ -147,10 +187,20 @@ class LayerNorm(Primitive):
     def forward(ctx, x, w, b, axes, eps):
         xp = array_module(x)
         ctx.axes, ctx.eps = axes, eps
+        ctx.cuda = False
         if xp is np:  # row blocks on threads
             out, xhat, rstd = rowwise.layer_norm(x, w, b, len(axes), eps)
             ctx.save_for_backward(x, w, b, xhat, rstd)
             return out
+        if len(axes) == 1 and _cuda_rows(x, x.ndim - 1):
+            from ..kernels.cuda import compile as cc
+            from ..kernels.cuda import rowwise as cuda_rows
+
+            if cc.usable(x, w, b):  # one launch; saves x with the row statistics only
+                out, mean, rstd = cuda_rows.layer_norm(x, w, b, eps)
+                ctx.cuda, ctx.mean, ctx.rstd = True, mean, rstd
+                ctx.save_for_backward(x, w, b, x, x)
+                return out
         mu = x.mean(axis=axes, keepdims=True)
         xc = x - mu
         var = xp.square(xc).mean(axis=axes, keepdims=True)
@@ -174,6 +224,21 @@ class LayerNorm(Primitive):
         lead = tuple(range(g._data.ndim - len(ax)))
         need_x, need_w = ctx._next[0] is not None, ctx._next[1] is not None
         need_b = len(ctx._next) > 2 and ctx._next[2] is not None
+        if not STATE.grad_enabled and ctx.cuda:
+            from ..kernels.cuda import rowwise as cuda_rows
+
+            ga = array_module(g._data).ascontiguousarray(g._data, dtype=x._data.dtype)
+            grads = cuda_rows.layer_norm_grad(
+                ga,
+                x._data,
+                None if w is None else w._data,
+                ctx.mean,
+                ctx.rstd,
+                need_x,
+                need_w,
+                need_b,
+            )
+            return tuple(None if a is None else _make(a) for a in grads)
         if not STATE.grad_enabled:
             return _layer_norm_grads(
                 g._data, w, xhat._data, rstd._data, ax, lead, (need_x, need_w, need_b)

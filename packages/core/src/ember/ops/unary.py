@@ -158,18 +158,65 @@ class Sigmoid(Primitive):
         return g * out * (1 - out)
 
 
+def _cuda_kernel_ok(*arrays) -> bool:
+    """Whether ember's CUDA elementwise kernels take these arrays (C-contiguous CuPy floats)."""
+    if isinstance(arrays[0], np.ndarray):
+        return False
+    from ..kernels.cuda import compile as cc
+
+    return cc.usable(*arrays)
+
+
 class Relu(Primitive):
     @staticmethod
     def forward(ctx, a):
-        out = array_module(a).maximum(a, 0)
+        if _cuda_kernel_ok(a):  # one launch, and one for the backward
+            from ..kernels.cuda import elementwise as cuda_ew
+
+            out = cuda_ew.relu(a)
+        else:
+            out = array_module(a).maximum(a, 0).astype(a.dtype, copy=False)
         ctx.save_for_backward(out)
-        return out.astype(a.dtype, copy=False)
+        return out
 
     @staticmethod
     def backward(ctx, g):
         (out,) = ctx.saved_tensors
         if not STATE.grad_enabled:  # first order: skip the bool -> float cast node
+            if g._data.dtype == out._data.dtype and _cuda_kernel_ok(g._data, out._data):
+                from ..kernels.cuda import elementwise as cuda_ew
+
+                return _make(cuda_ew.relu_grad(g._data, out._data))
             return _make(g._data * (out._data > 0))
+        return g * (out > 0)
+
+
+class ReluInplaceCuda(Primitive):
+    """``relu_`` on a C-contiguous CUDA array: the kernel writes the input's own memory and
+    the node keeps that memory as its output. ``relu_cuda_`` (ops/inplace.py) commits it and
+    records the version the backward expects, so a later in-place write is caught."""
+
+    @staticmethod
+    def forward(ctx, a):
+        from ..kernels.cuda import elementwise as cuda_ew
+
+        ctx.out = cuda_ew.relu(a, out=a)
+        return a
+
+    @staticmethod
+    def backward(ctx, g):
+        if ctx.vbox[0] != ctx.version:
+            raise RuntimeError(
+                "relu_: one of the variables needed for gradient computation has been "
+                f"modified by an inplace operation: version {ctx.vbox[0]}, expected "
+                f"{ctx.version}"
+            )
+        out = _make(ctx.out)
+        if not STATE.grad_enabled and g._data.dtype == ctx.out.dtype:
+            if _cuda_kernel_ok(g._data, ctx.out):
+                from ..kernels.cuda import elementwise as cuda_ew
+
+                return _make(cuda_ew.relu_grad(g._data, ctx.out))
         return g * (out > 0)
 
 

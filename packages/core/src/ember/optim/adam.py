@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from .._tensor import Tensor
 from ._foreach import foreach
 from .optimizer import (
@@ -74,6 +76,21 @@ def adam(
 
     ``max_exp_avg_sqs`` is only read when ``amsgrad`` is true.
     """
+    if not amsgrad and _cuda_adam(
+        params,
+        grads,
+        exp_avgs,
+        exp_avg_sqs,
+        steps,
+        beta1,
+        beta2,
+        lr,
+        weight_decay,
+        eps,
+        maximize,
+        decoupled_weight_decay,
+    ):
+        return
     items = []
     for i, (p, g) in enumerate(zip(params, grads)):
         steps[i] += 1
@@ -81,6 +98,37 @@ def adam(
         extra = (beta1, beta2, lr, weight_decay, eps, maximize, decoupled_weight_decay)
         items.append(((p, g, exp_avgs[i], exp_avg_sqs[i], vmax), (*extra, float(steps[i]))))
     foreach(_adam_kernel, items)
+
+
+def _cuda_adam(params, grads, ms, vs, steps, b1, b2, lr, wd, eps, maximize, decoupled) -> bool:
+    """All parameters in one multi-tensor CUDA launch when they are CuPy arrays of one dtype
+    at one step count; False (nothing changed) otherwise."""
+    if not params or isinstance(params[0], np.ndarray):
+        return False
+    from ..kernels.cuda import optim as cuda_optim
+
+    if len({float(s) for s in steps}) != 1:
+        return False
+    grads = [g.astype(p.dtype, copy=False) for p, g in zip(params, grads)]
+    if not cuda_optim.multi_usable(params, grads, ms, vs):
+        return False
+    for i in range(len(steps)):
+        steps[i] += 1
+    cuda_optim.adam(
+        params,
+        grads,
+        ms,
+        vs,
+        lr=lr,
+        beta1=b1,
+        beta2=b2,
+        eps=eps,
+        weight_decay=wd,
+        step=float(steps[0]),
+        decoupled=decoupled,
+        maximize=maximize,
+    )
+    return True
 
 
 class Adam(Optimizer):

@@ -64,6 +64,10 @@ def sgd(
     ``momentum_buffers[i]`` is ``None`` before the first step; this function then stores the
     new buffer in the list (``momentum_buffers`` is ignored when ``momentum == 0``).
     """
+    if _cuda_sgd(
+        params, grads, momentum_buffers, lr, weight_decay, momentum, dampening, nesterov, maximize
+    ):
+        return
     items = []
     for i, (p, g) in enumerate(zip(params, grads)):
         buf, first = None, False
@@ -77,6 +81,40 @@ def sgd(
             items.append(((p, g, buf), extra))
     if items:
         foreach(_sgd_kernel, items)
+
+
+def _cuda_sgd(params, grads, bufs, lr, wd, momentum, dampening, nesterov, maximize) -> bool:
+    """All parameters in one multi-tensor CUDA launch when they are CuPy arrays of one dtype
+    whose momentum buffers are all new or all present; False (nothing changed) otherwise."""
+    if not params or isinstance(params[0], np.ndarray):
+        return False
+    from ..kernels.cuda import optim as cuda_optim
+
+    first = momentum != 0 and bufs[0] is None
+    if momentum != 0 and any((b is None) != first for b in bufs):
+        return False
+    if not cuda_optim.multi_usable(params, grads):
+        return False
+    if momentum == 0:
+        use = params  # never read or written by the kernel
+    else:
+        if first:
+            for i, p in enumerate(params):
+                bufs[i] = array_module(p).empty_like(p)
+        use = bufs
+    cuda_optim.sgd(
+        params,
+        grads,
+        use,
+        lr=lr,
+        weight_decay=wd,
+        momentum=momentum,
+        dampening=dampening,
+        nesterov=nesterov,
+        maximize=maximize,
+        first=first,
+    )
+    return True
 
 
 def _sgd_blas(p, g, buf, lr, wd, momentum, dampening, nesterov, maximize, first) -> bool:

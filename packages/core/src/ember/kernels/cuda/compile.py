@@ -1,0 +1,127 @@
+"""Compile ember's CUDA C kernels once per dtype through CuPy's NVRTC (``cupy.RawModule``).
+
+Each kernel source is written once against four names: the storage type ``T``, the
+accumulation type ``A``, and the conversions ``LD(T) -> A`` and ``ST(A) -> T``. ``module``
+prepends the definitions for one dtype. bfloat16 and float16 are stored as 16-bit integers and
+converted by bit operations / PTX ``cvt``, so no CUDA header is needed at run time.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+_PRELUDE = {
+    "float32": "typedef float T; typedef float A;\n"
+    "__device__ __forceinline__ A LD(T v) { return v; }\n"
+    "__device__ __forceinline__ T ST(A v) { return v; }\n",
+    "float64": "typedef double T; typedef double A;\n"
+    "__device__ __forceinline__ A LD(T v) { return v; }\n"
+    "__device__ __forceinline__ T ST(A v) { return v; }\n",
+    "bfloat16": "typedef unsigned short T; typedef float A;\n"
+    "__device__ __forceinline__ A LD(T v) { return __uint_as_float(((unsigned int)v) << 16); }\n"
+    "__device__ __forceinline__ T ST(A f) {\n"
+    "  unsigned int u = __float_as_uint(f);\n"
+    "  if ((u & 0x7fffffffu) > 0x7f800000u) return (T)((u >> 16) | 0x40u);\n"
+    "  u += 0x7fffu + ((u >> 16) & 1u);\n"
+    "  return (T)(u >> 16);\n"
+    "}\n",
+    "float16": "typedef unsigned short T; typedef float A;\n"
+    "__device__ __forceinline__ A LD(T v) {\n"
+    '  float f; asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(v)); return f; }\n'
+    "__device__ __forceinline__ T ST(A f) {\n"
+    '  unsigned short h; asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f)); return h; }\n',
+}
+
+# Block-wide sum and max over ``A`` values (blockDim.x a multiple of 32, at most 1024); ``sh``
+# holds 33 values. Every thread gets the result.
+_BLOCK_REDUCE = r"""
+__device__ __forceinline__ A warp_sum(A v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+__device__ __forceinline__ A warp_max(A v) {
+  for (int o = 16; o > 0; o >>= 1) v = fmax(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+__device__ A block_sum(A v, A* sh) {
+  v = warp_sum(v);
+  int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, nw = blockDim.x >> 5;
+  __syncthreads();
+  if (lane == 0) sh[wid] = v;
+  __syncthreads();
+  if (wid == 0) {
+    A t = lane < nw ? sh[lane] : (A)0;
+    t = warp_sum(t);
+    if (lane == 0) sh[32] = t;
+  }
+  __syncthreads();
+  return sh[32];
+}
+__device__ A block_max(A v, A* sh) {
+  v = warp_max(v);
+  int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, nw = blockDim.x >> 5;
+  __syncthreads();
+  if (lane == 0) sh[wid] = v;
+  __syncthreads();
+  if (wid == 0) {
+    A t = lane < nw ? sh[lane] : (A)(-__int_as_float(0x7f800000));
+    t = warp_max(t);
+    if (lane == 0) sh[32] = t;
+  }
+  __syncthreads();
+  return sh[32];
+}
+"""
+
+_MODULES: dict = {}
+
+
+def dtype_name(dtype) -> str | None:
+    """The prelude key for a NumPy dtype, or None when ember has no CUDA kernel for it."""
+    name = np.dtype(dtype).name
+    return name if name in _PRELUDE else None
+
+
+def module(key: str, source: str, dtype):
+    """The ``cupy.RawModule`` of ``source`` for ``dtype``, compiled on first use."""
+    name = dtype_name(dtype)
+    cached = _MODULES.get((key, name))
+    if cached is None:
+        import cupy
+
+        code = _PRELUDE[name] + _BLOCK_REDUCE + source
+        cached = _MODULES[(key, name)] = cupy.RawModule(code=code, options=("-std=c++14",))
+    return cached
+
+
+def raw(a):
+    """The array as the kernels see it: 16-bit floats as ``uint16`` (same bytes)."""
+    return a.view(np.uint16) if a.dtype.itemsize == 2 else a
+
+
+def acc_dtype(dtype):
+    """The accumulation dtype ``A`` for a storage dtype: float64 for float64, else float32."""
+    return np.dtype(np.float64) if np.dtype(dtype) == np.float64 else np.dtype(np.float32)
+
+
+def usable(*arrays) -> bool:
+    """True when every array is a C-contiguous CuPy array of one float dtype with a kernel."""
+    if not arrays:
+        return False
+    dt = arrays[0].dtype
+    for a in arrays:
+        if a is None:
+            continue
+        if not type(a).__module__.startswith("cupy") or a.dtype != dt:
+            return False
+        if not a.flags.c_contiguous:
+            return False
+    return dtype_name(dt) is not None
+
+
+def row_block(n: int) -> int:
+    """Threads per row block: enough to cover short rows, at most 1024."""
+    for t in (64, 128, 256, 512):
+        if n <= 4 * t:
+            return t
+    return 1024

@@ -1,0 +1,150 @@
+"""Optimizer steps over many CuPy parameters in one launch ("multi-tensor", as PyTorch's
+foreach/fused paths): a table of pointers, one row per parameter, and a block-to-parameter map
+built once per set of buffers and kept while those buffers live. Each block updates one chunk
+of one parameter, reading p, g and the moments once and writing them once."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .compile import module, usable
+
+_CHUNK = 4096  # elements per block
+
+_SOURCE = r"""
+extern "C" __global__ void adam_mt(const unsigned long long* __restrict__ ptrs,
+    const long long* __restrict__ sizes, const int* __restrict__ block_tensor,
+    const long long* __restrict__ block_start, int k, double lr, double b1, double b2,
+    double eps, double wd, double bc1, double bc2_sqrt, int decoupled, int maximize) {
+  int t = block_tensor[blockIdx.x];
+  long long s0 = block_start[blockIdx.x], s1 = s0 + CHUNK, n = sizes[t];
+  if (s1 > n) s1 = n;
+  T* p = (T*)ptrs[t];
+  const T* g = (const T*)ptrs[k + t];
+  T* m = (T*)ptrs[2 * k + t];
+  T* v = (T*)ptrs[3 * k + t];
+  A step = (A)(lr / bc1), keep = (A)(1.0 - lr * wd);
+  for (long long i = s0 + threadIdx.x; i < s1; i += blockDim.x) {
+    A pv = LD(p[i]), gv = LD(g[i]);
+    if (maximize) gv = -gv;
+    if (decoupled) pv *= keep; else gv += (A)wd * pv;
+    A mv = LD(m[i]), vv = LD(v[i]);
+    mv += (A)(1.0 - b1) * (gv - mv);
+    vv = (A)b2 * vv + (A)(1.0 - b2) * gv * gv;
+    pv -= step * mv / (sqrt(vv) / (A)bc2_sqrt + (A)eps);
+    p[i] = ST(pv); m[i] = ST(mv); v[i] = ST(vv);
+  }
+}
+
+extern "C" __global__ void sgd_mt(const unsigned long long* __restrict__ ptrs,
+    const long long* __restrict__ sizes, const int* __restrict__ block_tensor,
+    const long long* __restrict__ block_start, int k, double lr, double wd, double momentum,
+    double dampening, int nesterov, int maximize, int first) {
+  int t = block_tensor[blockIdx.x];
+  long long s0 = block_start[blockIdx.x], s1 = s0 + CHUNK, n = sizes[t];
+  if (s1 > n) s1 = n;
+  T* p = (T*)ptrs[t];
+  const T* g = (const T*)ptrs[k + t];
+  T* buf = (T*)ptrs[2 * k + t];
+  for (long long i = s0 + threadIdx.x; i < s1; i += blockDim.x) {
+    A pv = LD(p[i]), d = LD(g[i]);
+    if (maximize) d = -d;
+    d += (A)wd * pv;
+    if (momentum != 0.0) {
+      A b = first ? d : (A)momentum * LD(buf[i]) + (A)(1.0 - dampening) * d;
+      buf[i] = ST(b);
+      d = nesterov ? d + (A)momentum * b : b;
+    }
+    p[i] = ST(pv - (A)lr * d);
+  }
+}
+"""
+
+_MAPS: dict = {}  # tuple of sizes -> (sizes, block map, block starts, block count) on device
+
+
+def _fn(name, dtype):
+    src = f"#define CHUNK {_CHUNK}\n" + _SOURCE
+    return module("optim", src, dtype).get_function(name)
+
+
+def _table(groups):
+    """The pointer table of ``groups`` (lists of same-length arrays: params, grads, states)
+    and the block map of their sizes. The map is cached by the sizes; the pointers are
+    uploaded every step (gradients are new arrays each step, and caching them would keep
+    them alive)."""
+    import cupy
+
+    sizes = tuple(a.size for a in groups[0])
+    hit = _MAPS.get(sizes)
+    if hit is None:
+        n = np.array(sizes, np.int64)
+        counts = -(-n // _CHUNK)
+        block_tensor = np.repeat(np.arange(len(sizes), dtype=np.int32), counts)
+        block_start = np.concatenate([np.arange(c, dtype=np.int64) * _CHUNK for c in counts])
+        hit = _MAPS[sizes] = (
+            cupy.asarray(n),
+            cupy.asarray(block_tensor),
+            cupy.asarray(block_start),
+            int(block_tensor.size),
+        )
+    ptrs = cupy.asarray(np.array([a.data.ptr for grp in groups for a in grp], np.uint64))
+    return (ptrs, *hit)
+
+
+def multi_usable(*groups) -> bool:
+    """True when every array of every group is a C-contiguous CuPy array of one dtype."""
+    flat = [a for grp in groups for a in grp]
+    return bool(flat) and all(a.size for a in flat) and usable(*flat)
+
+
+def adam(params, grads, ms, vs, *, lr, beta1, beta2, eps, weight_decay, step, decoupled, maximize):
+    """One Adam/AdamW step (no amsgrad) over lists of same-dtype CuPy arrays, all at ``step``."""
+    ptrs, sizes, bt, bs, blocks = _table([params, grads, ms, vs])
+    _fn("adam_mt", params[0].dtype)(
+        (blocks,),
+        (256,),
+        (
+            ptrs,
+            sizes,
+            bt,
+            bs,
+            np.int32(len(params)),
+            np.float64(lr),
+            np.float64(beta1),
+            np.float64(beta2),
+            np.float64(eps),
+            np.float64(weight_decay),
+            np.float64(1 - beta1**step),
+            np.float64((1 - beta2**step) ** 0.5),
+            np.int32(bool(decoupled)),
+            np.int32(bool(maximize)),
+        ),
+    )
+
+
+def sgd(params, grads, bufs, *, lr, weight_decay, momentum, dampening, nesterov, maximize, first):
+    """One SGD step over lists of same-dtype CuPy arrays; ``bufs`` are the momentum buffers
+    (ignored, and may repeat ``params``, when ``momentum == 0``)."""
+    ptrs, sizes, bt, bs, blocks = _table([params, grads, bufs])
+    _fn("sgd_mt", params[0].dtype)(
+        (blocks,),
+        (256,),
+        (
+            ptrs,
+            sizes,
+            bt,
+            bs,
+            np.int32(len(params)),
+            np.float64(lr),
+            np.float64(weight_decay),
+            np.float64(momentum),
+            np.float64(dampening),
+            np.int32(bool(nesterov)),
+            np.int32(bool(maximize)),
+            np.int32(bool(first)),
+        ),
+    )
+
+
+__all__ = ["adam", "sgd", "multi_usable"]

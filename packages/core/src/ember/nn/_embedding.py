@@ -111,7 +111,12 @@ def embedding(
             raise AssertionError("Padding_idx must be within num_embeddings")
         padding_idx = padding_idx % num
     idx = input._data
-    if idx.size and (idx.min() < 0 or idx.max() >= num):
+    bad = None
+    if not isinstance(idx, np.ndarray):  # CUDA: no host check (it would sync); see below
+        xp = array_module(idx)
+        bad = (idx < 0) | (idx >= num)
+        idx = xp.clip(idx, 0, num - 1)
+    elif idx.size and (idx.min() < 0 or idx.max() >= num):
         raise IndexError(
             f"embedding: index out of range in self (ids must be in [0, {num}), got "
             f"{int(idx.min())}..{int(idx.max())})"
@@ -122,6 +127,9 @@ def embedding(
     freq = None
     if scale_grad_by_freq:
         freq = array_module(idx).bincount(idx.reshape(-1), minlength=num).astype(weight._data.dtype)
-    return EmbeddingLookup.apply(
-        weight, idx=idx, padding_idx=padding_idx, zero_pad=False, freq=freq
-    )
+    out = EmbeddingLookup.apply(weight, idx=idx, padding_idx=padding_idx, zero_pad=False, freq=freq)
+    if bad is not None:  # out-of-range ids on CUDA give NaN rows instead of an error
+        xp = array_module(bad)
+        poison = xp.where(bad, np.nan, 0).astype(weight._data.dtype)[..., None]
+        out = out + _make(poison)
+    return out

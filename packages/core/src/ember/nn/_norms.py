@@ -3,6 +3,8 @@ normalizes with ember's fused ``Normalize`` primitive, then applies one scale an
 
 from __future__ import annotations
 
+import numpy as np
+
 from .._tensor import _make
 from ..autograd.grad_mode import no_grad
 from ..backend import dtypes as _dt
@@ -52,6 +54,24 @@ def _update_running(running, batch_stat, momentum) -> None:
         running.copy_(new)
 
 
+def _running_on_device(running_mean, running_var, mu, var, momentum, n) -> bool:
+    """Update both running statistics in one CUDA launch (in place, versions bumped, as
+    ``copy_`` would); False, with nothing changed, off CUDA or for unusual buffers."""
+    if isinstance(mu, np.ndarray) or momentum is None:
+        return False
+    from ..kernels.cuda import batchnorm as cuda_bn
+
+    rm = None if running_mean is None else running_mean._data
+    rv = None if running_var is None else running_var._data
+    if not (cuda_bn.running_usable(rm, mu) and cuda_bn.running_usable(rv, var)):
+        return False
+    cuda_bn.update_running(rm, rv, mu, var, float(momentum), n)
+    for t in (running_mean, running_var):
+        if t is not None:
+            t._vbox[0] += 1
+    return True
+
+
 def batch_norm(
     input,
     running_mean,
@@ -81,6 +101,8 @@ def batch_norm(
             )
         if _bn.fused_available(input):
             out, mu, var = _bn.batch_norm_train(input, weight, bias, eps)
+            if _running_on_device(running_mean, running_var, mu, var, momentum, n):
+                return out
         else:
             out, mu, var = normalize_stats(input, axes, eps)
             out = _affine(out, weight, bias, shape)

@@ -65,9 +65,9 @@ def _kernels(arr):
     """The batch-norm kernel module for an array: NumPy's, or the CUDA one."""
     if isinstance(arr, np.ndarray):
         return _k
-    from ..kernels.cuda import elementwise
+    from ..kernels.cuda import batchnorm
 
-    return elementwise
+    return batchnorm
 
 
 def fused_available(x) -> bool:
@@ -76,10 +76,10 @@ def fused_available(x) -> bool:
     a = x._data
     if isinstance(a, np.ndarray):
         return True
+    from ..kernels.cuda import batchnorm
     from ..kernels.cuda import compile as cc
-    from ..kernels.cuda import elementwise
 
-    return cc.usable(a) and elementwise.batch_norm_usable(a)
+    return cc.usable(a) and batchnorm.batch_norm_usable(a)
 
 
 def batch_norm_train(x, w, b, eps):

@@ -74,7 +74,7 @@ def _flat_matmul(a, b):
         a = a if a.ndim < 2 or _blas_ready(a) else np.ascontiguousarray(a)
         b = b if b.ndim < 2 or _blas_ready(b) else np.ascontiguousarray(b)
     if a.ndim > 2 and b.ndim == 2:
-        out = a.reshape(-1, a.shape[-1]) @ b
+        out = _matmul_arrays(a.reshape(-1, a.shape[-1]), b)
         return out.reshape(a.shape[:-1] + (b.shape[1],))
     if a.ndim > 2 and b.ndim > 2 and isinstance(a, np.ndarray):
         # OpenBLAS multiplies by a transposed matrix 1.6-2.8x slower when the inner dimension
@@ -82,7 +82,18 @@ def _flat_matmul(a, b):
         # From 64 up the copy costs more than it saves (GPT bench step: 191 -> 183 ms).
         if b.strides[-2] == b.itemsize and a.shape[-1] < 64:
             b = np.ascontiguousarray(b)
-    return array_module(a).matmul(a, b)
+    return _matmul_arrays(a, b)
+
+
+def _matmul_arrays(a, b):
+    """NumPy's matmul, or on CUDA one direct cuBLAS call where it can describe the operands
+    (kernels/cuda/gemm.py), else CuPy's matmul."""
+    if isinstance(a, np.ndarray):
+        return np.matmul(a, b)
+    from ..kernels.cuda import gemm
+
+    out = gemm.matmul(a, b) if gemm.enabled() else None
+    return array_module(a).matmul(a, b) if out is None else out
 
 
 def _blas_ready(x) -> bool:

@@ -63,13 +63,20 @@ def max_pool_indices(xp, best, k, s, d):
     idx = xm.zeros(best.shape, np.int32)
     todo = xm.ones(best.shape, bool)
     nan = best != best
+    has_nan = _any_nan(nan)
     for flat, rows, cols in _offsets(k, s, d, oh, ow):
         v = xp[:, :, rows, cols]
-        hit = (v == best) | (nan & (v != v)) if nan.any() else v == best
+        hit = (v == best) | (nan & (v != v)) if has_nan else v == best
         hit &= todo
         idx[hit] = flat
         todo &= ~hit
     return idx
+
+
+def _any_nan(nan) -> bool:
+    """Whether to take the NaN branch: asked of NumPy; on CUDA always taken (asking would
+    stall the host until the GPU catches up, which costs more than the extra passes)."""
+    return bool(nan.any()) if isinstance(nan, np.ndarray) else True
 
 
 def scatter_first_max(g, xp, best, x_shape, k, s, p, d):
@@ -84,7 +91,7 @@ def scatter_first_max(g, xp, best, x_shape, k, s, p, d):
     dx = xm.empty(xp.shape, g.dtype) if tiled else xm.zeros(xp.shape, g.dtype)
     todo = xm.ones(best.shape, bool)
     nan = best != best
-    has_nan = bool(nan.any())
+    has_nan = _any_nan(nan)
     last = k[0] * k[1] - 1
     for flat, rows, cols in _offsets(k, s, d, oh, ow):
         v = xp[:, :, rows, cols]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .compile import module, usable
+from .compile import function, usable
 
 _CHUNK = 4096  # elements per block
 
@@ -63,9 +63,11 @@ extern "C" __global__ void sgd_mt(const unsigned long long* __restrict__ ptrs,
 _MAPS: dict = {}  # tuple of sizes -> (sizes, block map, block starts, block count) on device
 
 
+_SOURCE = f"#define CHUNK {_CHUNK}\n" + _SOURCE
+
+
 def _fn(name, dtype):
-    src = f"#define CHUNK {_CHUNK}\n" + _SOURCE
-    return module("optim", src, dtype).get_function(name)
+    return function("optim", _SOURCE, dtype, name)
 
 
 def _table(groups):

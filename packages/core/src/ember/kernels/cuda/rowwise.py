@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .compile import acc_dtype, module, raw, row_block
+from .compile import acc_dtype, function, raw, row_block
 
 _SOURCE = r"""
 #define NEG_INF (-__int_as_float(0x7f800000))
@@ -122,13 +122,23 @@ extern "C" __global__ void layer_norm_bwd_wb(const T* __restrict__ g, const T* _
   pw[(long long)blockIdx.y * n + j] = sw;
   pb[(long long)blockIdx.y * n + j] = sb;
 }
+
+// out[j] = sum over parts of p[part, j], stored as T (the parameter-gradient dtype)
+extern "C" __global__ void sum_parts(const A* __restrict__ p, T* __restrict__ out, int parts,
+    int n) {
+  int j = blockIdx.x * blockDim.x + threadIdx.x;
+  if (j >= n) return;
+  A s = 0;
+  for (int k = 0; k < parts; ++k) s += p[(long long)k * n + j];
+  out[j] = ST(s);
+}
 """
 
 _NULL = 0
 
 
 def _fn(name, dtype):
-    return module("rowwise", _SOURCE, dtype).get_function(name)
+    return function("rowwise", _SOURCE, dtype, name)
 
 
 def _ptr(a):
@@ -231,17 +241,19 @@ def layer_norm_grad(g, x, w, mean, rstd, need_x: bool, need_w: bool, need_b: boo
     if need_w or need_b:
         chunk = max(16, -(-rows // 256))  # at most 256 partial rows
         parts = max(1, -(-rows // chunk))
-        pw = cupy.zeros((parts, n), acc_dtype(x.dtype))
-        pb = cupy.zeros((parts, n), acc_dtype(x.dtype))
+        pw, pb = cupy.zeros((2, parts, n), acc_dtype(x.dtype))
+        threads = 128
         if rows and n:
-            threads = 128
             _fn("layer_norm_bwd_wb", x.dtype)(
                 (-(-n // threads), parts),
                 (threads,),
                 (raw(g), raw(x), mean, rstd, pw, pb, np.int64(rows), np.int32(n), np.int32(chunk)),
             )
-        if need_w:
-            gw = pw.sum(axis=0).astype(x.dtype)
-        if need_b:
-            gb = pb.sum(axis=0).astype(x.dtype)
+        wb = cupy.empty((2, n), x.dtype)
+        for k, part in enumerate((pw, pb) if n else ()):
+            _fn("sum_parts", x.dtype)(
+                (-(-n // threads),), (threads,), (part, raw(wb[k]), np.int32(parts), np.int32(n))
+            )
+        gw = wb[0] if need_w else None
+        gb = wb[1] if need_b else None
     return gx, gw, gb

@@ -1,0 +1,307 @@
+"""Training-mode batch norm over (N, C, *spatial) C-contiguous CuPy arrays in three launches
+each way: per-channel partial sums over slices of the batch, a per-channel pass (statistics, or
+the backward's coefficients), and one elementwise pass. The running statistics update in place
+in one more launch."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .compile import acc_dtype, function, raw
+from .elementwise import _grid, _null
+
+_SOURCE = r"""
+// chan_affine (below) over one (n, c) plane of L elements per block: no index division
+extern "C" __global__ void chan_affine_planes(const T* __restrict__ a, const T* __restrict__ b,
+    const A* __restrict__ p, const A* __restrict__ q, const A* __restrict__ r,
+    T* __restrict__ out, int c, long long l) {
+  long long plane = blockIdx.x;
+  int ch = (int)(plane % c);
+  A pc = p[ch], rc = r[ch], qc = b ? q[ch] : (A)0;
+  long long base = plane * l;
+  for (long long j = threadIdx.x; j < l; j += blockDim.x) {
+    A v = LD(a[base + j]) * pc + rc;
+    if (b) v += LD(b[base + j]) * qc;
+    out[base + j] = ST(v);
+  }
+}
+
+// running statistics, in place: r = (1 - momentum) * r + momentum * batch statistic, the
+// variance unbiased by n / (n - 1)
+extern "C" __global__ void bn_running(A* __restrict__ rmean, A* __restrict__ rvar,
+    const A* __restrict__ mean, const A* __restrict__ var, int c, double momentum,
+    double unbias) {
+  int ch = blockIdx.x * blockDim.x + threadIdx.x;
+  if (ch >= c) return;
+  if (rmean) rmean[ch] = (A)(1.0 - momentum) * rmean[ch] + (A)momentum * mean[ch];
+  if (rvar) rvar[ch] = (A)(1.0 - momentum) * rvar[ch] + (A)(momentum * unbias) * var[ch];
+}
+
+// Per-channel partial sums over (N, C, L): block (c, part) covers the flat (n, l) range
+// [part * chunk, (part + 1) * chunk). Without b: s1 += a - k, s2 += (a - k)^2 with k the
+// channel's first element a[0, c, 0] (a shift that keeps the variance exact for large means).
+// With b: s1 += a, s2 += a * (b - shift[c]). Outputs are (parts, C).
+extern "C" __global__ void chan_sums(const T* __restrict__ a, const T* __restrict__ b,
+    const A* __restrict__ shift, A* __restrict__ s1, A* __restrict__ s2,
+    long long n, int c, long long l, long long chunk) {
+  __shared__ A sh[33];
+  int ch = blockIdx.x;
+  long long total = n * l, e0 = blockIdx.y * chunk, e1 = e0 + chunk;
+  if (e1 > total) e1 = total;
+  bool small = total * c < 4294967295LL;
+  A k = b ? shift[ch] : LD(a[(long long)ch * l]);
+  A t1 = 0, t2 = 0;
+  for (long long e = e0 + threadIdx.x; e < e1; e += blockDim.x) {
+    long long idx;
+    if (small) { unsigned int u = (unsigned int)e, ul = (unsigned int)l;
+                 idx = (long long)(((u / ul) * (unsigned int)c + ch) * ul + u % ul); }
+    else idx = ((e / l) * c + ch) * l + (e % l);
+    A av = LD(a[idx]);
+    if (b) { t1 += av; t2 += av * (LD(b[idx]) - k); }
+    else { A d = av - k; t1 += d; t2 += d * d; }
+  }
+  t1 = block_sum(t1, sh);
+  t2 = block_sum(t2, sh);
+  if (threadIdx.x == 0) {
+    s1[(long long)blockIdx.y * c + ch] = t1;
+    s2[(long long)blockIdx.y * c + ch] = t2;
+  }
+}
+
+// One thread per channel: batch statistics from the partial sums, and the scale and shift
+// that normalize: y = x * scale + bias. w and b are optional (A-typed) affine parameters.
+extern "C" __global__ void bn_stats(const T* __restrict__ x, const A* __restrict__ s1,
+    const A* __restrict__ s2, int parts, const A* __restrict__ w, const A* __restrict__ b,
+    A* __restrict__ mean, A* __restrict__ var, A* __restrict__ rstd, A* __restrict__ scale,
+    A* __restrict__ bias, int c, long long l, long long m, double eps) {
+  int ch = blockIdx.x * blockDim.x + threadIdx.x;
+  if (ch >= c) return;
+  A t1 = 0, t2 = 0;
+  for (int p = 0; p < parts; ++p) { t1 += s1[p * c + ch]; t2 += s2[p * c + ch]; }
+  A d = t1 / (A)m, mu = LD(x[(long long)ch * l]) + d;
+  A v = t2 / (A)m - d * d;
+  if (v < (A)0) v = 0;
+  A rs = (A)1 / sqrt(v + (A)eps);
+  A sc = w ? rs * w[ch] : rs;
+  mean[ch] = mu; var[ch] = v; rstd[ch] = rs; scale[ch] = sc;
+  bias[ch] = (b ? b[ch] : (A)0) - mu * sc;
+}
+
+// One thread per channel: from sg = sum g and sgx = sum g * (x - mean), the parameter
+// gradients and gx = g * k1 + x * k2 + k3 (k1 = scale, the chain rule through the statistics).
+extern "C" __global__ void bn_grad_coeffs(const A* __restrict__ s1, const A* __restrict__ s2,
+    int parts, const A* __restrict__ mean, const A* __restrict__ rstd, const A* __restrict__ w,
+    A* __restrict__ gw, A* __restrict__ gb, A* __restrict__ k1, A* __restrict__ k2,
+    A* __restrict__ k3, int c, long long m) {
+  int ch = blockIdx.x * blockDim.x + threadIdx.x;
+  if (ch >= c) return;
+  A sg = 0, sgx = 0;
+  for (int p = 0; p < parts; ++p) { sg += s1[p * c + ch]; sgx += s2[p * c + ch]; }
+  A rs = rstd[ch], sc = w ? rs * w[ch] : rs;
+  gb[ch] = sg;
+  gw[ch] = sgx * rs;
+  A c2 = -sc * rs * rs * sgx / (A)m;
+  k1[ch] = sc;
+  k2[ch] = c2;
+  k3[ch] = -sc * sg / (A)m - mean[ch] * c2;
+}
+
+// out = a * p[c] + (b ? b * q[c] : 0) + r[c] over (N, C, L)
+extern "C" __global__ void chan_affine(const T* __restrict__ a, const T* __restrict__ b,
+    const A* __restrict__ p, const A* __restrict__ q, const A* __restrict__ r,
+    T* __restrict__ out, long long size, int c, long long l) {
+  bool small = size < 4294967295LL;
+  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < size;
+       i += (long long)gridDim.x * blockDim.x) {
+    int ch = small ? (int)(((unsigned int)i / (unsigned int)l) % (unsigned int)c)
+                   : (int)((i / l) % c);
+    A v = LD(a[i]) * p[ch] + r[ch];
+    if (b) v += LD(b[i]) * q[ch];
+    out[i] = ST(v);
+  }
+}
+"""
+
+
+def _fn(name, dtype):
+    return function("batchnorm", _SOURCE, dtype, name)
+
+
+def _chan_sums(a, b, shift):
+    """Per-channel partial sums (see the kernel), each (parts, C), and the part count."""
+    import cupy
+
+    n, c = a.shape[:2]
+    length = a.size // max(1, n * c)
+    total = n * length
+    parts = max(1, min(-(-total // 8192), max(1, 1024 // c)))
+    chunk = -(-total // parts)
+    acc = acc_dtype(a.dtype)
+    s1, s2 = cupy.empty((2, parts, c), acc)
+    _fn("chan_sums", a.dtype)(
+        (c, parts),
+        (256,),
+        (
+            raw(a),
+            _null() if b is None else raw(b),
+            _null() if shift is None else shift,
+            s1,
+            s2,
+            np.int64(n),
+            np.int32(c),
+            np.int64(length),
+            np.int64(chunk),
+        ),
+    )
+    return s1, s2, parts
+
+
+def _chan_affine(a, b, p, q, r):
+    import cupy
+
+    n, c = a.shape[:2]
+    length = a.size // max(1, n * c)
+    out = cupy.empty_like(a)
+    if length >= 32 and n * c < 2**31:
+        threads = min(256, -(-length // 32) * 32)
+        _fn("chan_affine_planes", a.dtype)(
+            (n * c,),
+            (threads,),
+            (
+                raw(a),
+                _null() if b is None else raw(b),
+                p,
+                _null() if q is None else q,
+                r,
+                raw(out),
+                np.int32(c),
+                np.int64(length),
+            ),
+        )
+        return out
+    _fn("chan_affine", a.dtype)(
+        (_grid(a.size),),
+        (256,),
+        (
+            raw(a),
+            _null() if b is None else raw(b),
+            p,
+            _null() if q is None else q,
+            r,
+            raw(out),
+            np.int64(a.size),
+            np.int32(c),
+            np.int64(length),
+        ),
+    )
+    return out
+
+
+def batch_norm_usable(x) -> bool:
+    """Whether the CUDA batch-norm kernels take ``x``: (N, C, ...) with N*L > 1 elements."""
+    return x.ndim >= 2 and x.size > 0 and x.size // x.shape[1] > 1
+
+
+def _per_channel(a, acc):
+    """An optional (C,) parameter in the accumulation dtype (no copy when it already is)."""
+    return _null() if a is None else a.astype(acc, copy=False)
+
+
+def batch_norm_train(x, w, b, eps):
+    """(y, mean, biased var, rstd) as the CPU kernel returns them; statistics are (C,) arrays
+    in the accumulation dtype. Three launches: partial sums, per-channel statistics, and the
+    normalizing pass."""
+    import cupy
+
+    c = x.shape[1]
+    acc = acc_dtype(x.dtype)
+    s1, s2, parts = _chan_sums(x, None, None)
+    mean, var, rstd, scale, bias = cupy.empty((5, c), acc)  # one allocation
+    _fn("bn_stats", x.dtype)(
+        (-(-c // 128),),
+        (128,),
+        (
+            raw(x),
+            s1,
+            s2,
+            np.int32(parts),
+            _per_channel(w, acc),
+            _per_channel(b, acc),
+            mean,
+            var,
+            rstd,
+            scale,
+            bias,
+            np.int32(c),
+            np.int64(x.size // max(1, x.shape[0] * c)),
+            np.int64(x.size // c),
+            np.float64(eps),
+        ),
+    )
+    y = _chan_affine(x, None, scale, None, bias)
+    return y, mean, var, rstd
+
+
+def running_usable(running, stat) -> bool:
+    """Whether ``bn_running`` can update ``running`` (None, or a contiguous CuPy array of
+    the statistic's dtype) in place."""
+    return running is None or (
+        type(running).__module__.startswith("cupy")
+        and running.dtype == stat.dtype
+        and running.flags.c_contiguous
+        and running.size == stat.size
+    )
+
+
+def update_running(rmean, rvar, mean, var, momentum: float, n: int) -> None:
+    """Running mean and variance (either may be None) updated in place in one launch; the
+    variance enters unbiased (times n / (n - 1)), as PyTorch keeps it."""
+    c = mean.size
+    _fn("bn_running", mean.dtype)(
+        (-(-c // 128),),
+        (128,),
+        (
+            _null() if rmean is None else rmean,
+            _null() if rvar is None else rvar,
+            mean,
+            var,
+            np.int32(c),
+            np.float64(momentum),
+            np.float64(n / (n - 1)),
+        ),
+    )
+
+
+def batch_norm_train_grad(g, x, mean, rstd, w, need_x, need_w, need_b):
+    """(gx, gw, gb) from the output gradient ``g``; None where not needed. Three launches:
+    partial sums, per-channel coefficients, and the input-gradient pass."""
+    import cupy
+
+    c = x.shape[1]
+    acc = mean.dtype
+    s1, s2, parts = _chan_sums(g, x, mean)  # sum g, sum g * (x - mean)
+    gw, gb, k1, k2, k3 = cupy.empty((5, c), acc)
+    _fn("bn_grad_coeffs", g.dtype)(
+        (-(-c // 128),),
+        (128,),
+        (
+            s1,
+            s2,
+            np.int32(parts),
+            mean,
+            rstd,
+            _per_channel(w, acc),
+            gw,
+            gb,
+            k1,
+            k2,
+            k3,
+            np.int32(c),
+            np.int64(x.size // c),
+        ),
+    )
+    pdt = g.dtype if w is None else w.dtype  # a float32 affine under bfloat16 activations
+    gw = gw.astype(pdt, copy=False) if need_w else None
+    gb = gb.astype(pdt, copy=False) if need_b else None
+    gx = _chan_affine(g, x, k1, k2, k3) if need_x else None
+    return gx, gw, gb

@@ -1,7 +1,8 @@
 """Matrix products on CuPy arrays straight through cuBLAS (``cublasGemmStridedBatchedEx``).
 
-CuPy's ``matmul`` costs 40-65 us of host time per call on an H100 host and multiplies stacked
-float32 matrices without TF32; this module describes both operands to cuBLAS as they lie in
+CuPy's ``matmul`` cost 40-65 us of host time per call on the H100 machine, and its stacked
+float32 products ran without TF32 (FFMA kernels in the profile) while 2-D ones used it; this
+module describes both operands to cuBLAS as they lie in
 memory (row-major, or transposed views, with any uniform batch stride) and calls it once, with
 TF32 when ``ember.backends.cuda.matmul.allow_tf32`` is set. Whatever it cannot describe (other
 dtypes, broadcast batches, irregular strides) returns None and the caller uses CuPy.
@@ -91,10 +92,12 @@ def plan(a_shape, a_strides, b_shape, b_strides):
 
 
 def enabled() -> bool:
-    """False when ``EMBER_CUBLAS_DIRECT=0`` (then every product goes through CuPy)."""
+    """True when ``EMBER_CUBLAS_DIRECT=1``. Off by default: the operand planning is checked
+    against an emulation of cuBLAS's column-major calls, but this path has not yet run on a
+    GPU (docs/gpu.md); until it has, products go through ``cupy.matmul``."""
     import os
 
-    return os.environ.get("EMBER_CUBLAS_DIRECT", "1") != "0"
+    return os.environ.get("EMBER_CUBLAS_DIRECT", "0") == "1"
 
 
 def _strides(a):
@@ -127,8 +130,18 @@ def matmul(a, b):
     return out
 
 
+def _cublas():
+    try:
+        from cupy_backends.cuda.libs import cublas
+    except ImportError:  # older CuPy layouts
+        from cupy.cuda import cublas
+    return cublas
+
+
 def _call(a, b, out, p) -> None:
-    from cupy.cuda import cublas, device
+    from cupy.cuda import device
+
+    cublas = _cublas()
 
     from ...backends import cuda as backends_cuda
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from _timing import compare, print_table
-from models import convnet, copy_weights, gpt, mlp
+from models import Flat, convnet, copy_weights, gpt, mlp
 
 import ember
 
@@ -103,26 +103,10 @@ def bench_models():
     tgt = rs.integers(0, 1024, (8 * 128,))
 
     def build(lib):
-        return _Flat(lib, gpt(lib))
+        return Flat(lib, gpt(lib))
 
     rows.append(_pair("GPT step 4L d256 T128 b8", build, idx, tgt, _adamw, 5))
     return rows
-
-
-class _Flat:
-    """Wrap a GPT so the loss sees (B*T, vocab) logits, built lazily per library."""
-
-    def __new__(cls, lib, model):
-        class Flat(lib.nn.Module):
-            def __init__(self):
-                super().__init__()
-                self.m = model
-
-            def forward(self, idx):
-                out = self.m(idx)
-                return out.reshape(-1, out.shape[-1])
-
-        return Flat()
 
 
 def main():

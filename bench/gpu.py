@@ -23,7 +23,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from models import gpt  # noqa: E402
+from models import Flat, gpt  # noqa: E402
 
 TARGETS = {"bf16": 0.7, "tf32": 0.8}
 DEVICE = {"name": "cuda", "seq": 1024}  # "cpu" only to smoke-test this script without a GPU
@@ -171,30 +171,12 @@ def resnet50(lib, mode: str, batch: int, warmup: int, iters: int):
     return batch / sec, sec, host
 
 
-class _Flat:
-    """A GPT whose output is (B*T, vocab) logits for the loss, for either library."""
-
-    def __new__(cls, lib, model):
-        class Flat(lib.nn.Module):
-            def __init__(self):
-                super().__init__()
-                self.m = model
-
-            def forward(self, idx):
-                out = self.m(idx)
-                return out.reshape(-1, out.shape[-1])
-
-        return Flat()
-
-
 def gpt2(lib, mode: str, batch: int, warmup: int, iters: int):
     """Tokens per second training GPT-2 small (124M) with AdamW on random tokens."""
     seq = DEVICE["seq"]
     _set_tf32(lib, True)
     lib.manual_seed(0)
-    model = _Flat(lib, gpt(lib, vocab=50257, d=768, heads=12, layers=12, seq=seq)).to(
-        DEVICE["name"]
-    )
+    model = Flat(lib, gpt(lib, vocab=50257, d=768, heads=12, layers=12, seq=seq)).to(DEVICE["name"])
     r = np.random.default_rng(0)
     idx = lib.tensor(r.integers(0, 50257, (batch, seq))).to(DEVICE["name"])
     tgt = lib.tensor(r.integers(0, 50257, batch * seq)).to(DEVICE["name"])

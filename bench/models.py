@@ -67,6 +67,22 @@ def gpt(lib, vocab=1024, d=256, heads=4, layers=4, seq=128):
     return GPT()
 
 
+class Flat:
+    """Wrap a GPT so the loss sees (B*T, vocab) logits, built lazily per library."""
+
+    def __new__(cls, lib, model):
+        class FlatLogits(lib.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.m = model
+
+            def forward(self, idx):
+                out = self.m(idx)
+                return out.reshape(-1, out.shape[-1])
+
+        return FlatLogits()
+
+
 def copy_weights(src, dst) -> None:
     """Copy torch module weights into the ember twin (same state_dict keys)."""
     import numpy as np

@@ -41,6 +41,13 @@ from .backend.dtypes import (
     uint8,
 )
 from .backend.dtypes import bool_ as bool  # noqa: A001 - PyTorch's name
+from .backend.memory_format import (
+    channels_last,
+    channels_last_3d,
+    contiguous_format,
+    memory_format,
+    preserve_format,
+)
 from .backend.random import initial_seed, manual_seed
 from .backend.threads import get_num_threads, set_num_threads
 from .creation import (

@@ -9,6 +9,7 @@ from . import ops
 from ._tensor import Tensor, _make
 from .autograd.function import Primitive
 from .backend import dtypes as _dt
+from .backend import memory_format as _mf
 from .backend.device import CPU, to_device
 from .creation import place
 from .ops import elementwise as E
@@ -52,15 +53,18 @@ def _parse_to(args, kwargs):
 
 def to(self, *args, **kwargs):
     """Convert dtype and/or move device: ``t.to(ember.float64)``, ``t.to("cuda")``,
-    ``t.to(other)``. Returns ``self`` when nothing changes (unless ``copy=True``)."""
-    device, dtype, copy, _ = _parse_to(args, dict(kwargs))
+    ``t.to(other)``, and lay out as ``memory_format`` asks (``ember.channels_last``). Returns
+    ``self`` when nothing changes (unless ``copy=True``)."""
+    device, dtype, copy, fmt = _parse_to(args, dict(kwargs))
     out = self
     if device is not None and to_device(device) != self.device:
         out = ToDevice.apply(out, device=str(to_device(device)))
     if dtype is not None:
         out = E.cast(out, _dt.to_dtype(dtype))
+    if fmt is not None and fmt is not _mf.preserve_format:
+        out = ops.contiguous(out, memory_format=fmt)
     if copy and out is self:
-        out = ops.clone(self)
+        out = ops.clone(self, memory_format=fmt)
     return out
 
 

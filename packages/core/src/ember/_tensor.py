@@ -107,8 +107,14 @@ class Tensor:
         return self.dtype.is_floating_point
 
     def is_contiguous(self, memory_format=None) -> bool:
-        """True when the elements are laid out in row-major order without gaps."""
-        return bool(self._data.flags.c_contiguous)
+        """True when the elements lie without gaps in row-major order, or in the order
+        ``memory_format`` names (``ember.channels_last``: N, H, W, C)."""
+        from .backend import memory_format as _mf
+
+        order = _mf.storage_order(memory_format, self._data.ndim, "is_contiguous")
+        if order is None:
+            return bool(self._data.flags.c_contiguous)
+        return _mf.is_laid_out(self._data, order)
 
     def stride(self, dim: int | None = None):
         """Steps in elements between neighbours along each dimension."""

@@ -7,6 +7,16 @@ from __future__ import annotations
 from ..autograd.grad_mode import no_grad
 
 
+def _layout_applies(fmt, t) -> bool:
+    """``Module.to(memory_format=...)`` relays out only the tensors of the format's rank (4-D
+    weights for ``channels_last``, 5-D for ``channels_last_3d``), as PyTorch does."""
+    from ..backend import memory_format as _mf
+
+    if fmt is None or fmt is _mf.preserve_format or fmt is _mf.contiguous_format:
+        return fmt is _mf.contiguous_format and t.ndim in (4, 5)
+    return t.ndim == (4 if fmt is _mf.channels_last else 5)
+
+
 class ConvertMixin:
     """The conversion half of ``Module``: every method rewrites tensors in place and
     returns the module."""
@@ -47,11 +57,12 @@ class ConvertMixin:
                 )
 
         def convert(t):
-            kw = {"memory_format": fmt} if fmt is not None and t.ndim in (4, 5) else {}
             if device is not None:
-                t = t.to(device, **kw)
+                t = t.to(device)
             if dtype is not None and t.is_floating_point():
-                t = t.to(dtype, **kw)
+                t = t.to(dtype)
+            if _layout_applies(fmt, t):
+                t = t.to(memory_format=fmt)
             return t
 
         return self._apply(convert)

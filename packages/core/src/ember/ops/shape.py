@@ -7,6 +7,7 @@ import numpy as np
 
 from .._tensor import _make, _wrap_dim
 from ..autograd.function import Primitive
+from ..backend import memory_format as _mf
 from ..backend.device import array_module
 from ._util import sum_to
 
@@ -398,8 +399,10 @@ def diag(input, diagonal=0):
 
 class Clone(Primitive):
     @staticmethod
-    def forward(ctx, a):
-        return a.copy()
+    def forward(ctx, a, order=None):
+        if order is None:
+            return a.copy()
+        return _mf.copy_in_order(a, order)
 
     @staticmethod
     def backward(ctx, g):
@@ -407,12 +410,18 @@ class Clone(Primitive):
 
 
 def clone(input, *, memory_format=None):
-    """A copy with its own memory (gradients flow back to ``input``)."""
-    return Clone.apply(input)
+    """A copy with its own memory (gradients flow back to ``input``). ``channels_last``
+    (``channels_last_3d``) stores it as N, H, W, C (N, D, H, W, C); otherwise row-major."""
+    order = None
+    if memory_format is not None and memory_format is not _mf.preserve_format:
+        order = _mf.storage_order(memory_format, input._data.ndim, "clone")
+    return Clone.apply(input, order=order)
 
 
 def contiguous(input, memory_format=None):
-    """``input`` if already row-major, else a row-major copy."""
-    if input._data.flags.c_contiguous:
-        return input
-    return Clone.apply(input)
+    """``input`` if already laid out as ``memory_format`` asks (row-major by default, or
+    ``ember.channels_last``), else a copy that is."""
+    order = _mf.storage_order(memory_format, input._data.ndim, "contiguous")
+    if order is None:
+        return input if input._data.flags.c_contiguous else Clone.apply(input)
+    return input if _mf.is_laid_out(input._data, order) else Clone.apply(input, order=order)

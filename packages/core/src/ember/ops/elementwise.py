@@ -61,7 +61,7 @@ class Add(Primitive):
     @staticmethod
     def forward(ctx, a, b):
         ctx.sa, ctx.sb = _shape(a), _shape(b)
-        if ctx.sa is not None and ctx.sa == ctx.sb and not isinstance(a, np.ndarray):
+        if not isinstance(a, np.ndarray) and ctx.sa is not None and ctx.sa == ctx.sb:
             from ..kernels.cuda import elementwise as cuda_ew  # residuals, gradient sums
 
             out = cuda_ew.add(a, b)

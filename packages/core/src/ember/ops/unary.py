@@ -170,7 +170,7 @@ def _cuda_kernel_ok(*arrays) -> bool:
 class Relu(Primitive):
     @staticmethod
     def forward(ctx, a):
-        if _cuda_kernel_ok(a):  # one launch, and one for the backward
+        if not isinstance(a, np.ndarray) and _cuda_kernel_ok(a):  # one launch each way
             from ..kernels.cuda import elementwise as cuda_ew
 
             out = cuda_ew.relu(a)
@@ -183,7 +183,8 @@ class Relu(Primitive):
     def backward(ctx, g):
         (out,) = ctx.saved_tensors
         if not STATE.grad_enabled:  # first order: skip the bool -> float cast node
-            if g._data.dtype == out._data.dtype and _cuda_kernel_ok(g._data, out._data):
+            ga, oa = g._data, out._data
+            if not isinstance(oa, np.ndarray) and ga.dtype == oa.dtype and _cuda_kernel_ok(ga, oa):
                 from ..kernels.cuda import elementwise as cuda_ew
 
                 return _make(cuda_ew.relu_grad(g._data, out._data))

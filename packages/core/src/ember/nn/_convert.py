@@ -44,7 +44,7 @@ class ConvertMixin:
     def to(self, *args, **kwargs) -> ConvertMixin:
         """Move and/or cast parameters and buffers in place: ``to(device)``, ``to(dtype)``,
         ``to(tensor)``; only floating-point tensors change dtype. Returns self."""
-        from .._methods import _parse_to
+        from .._to import _parse_to
         from ..backend import dtypes as _dt
 
         device, dtype, _, fmt = _parse_to(args, dict(kwargs))

@@ -104,6 +104,18 @@ VIEWS = [
     OpCase(
         "contiguous", lambda m, x: x.transpose(0, 1).contiguous(), lambda x: x.swapaxes(0, 1), (_X,)
     ),
+    OpCase(
+        "contiguous_channels_last",
+        lambda m, x: x.contiguous(memory_format=m.channels_last) * 2.0,
+        lambda x: x * 2.0,
+        ((2, 3, 4, 5),),
+    ),
+    OpCase(
+        "clone_channels_last_3d",
+        lambda m, x: x.clone(memory_format=m.channels_last_3d),
+        lambda x: x,
+        ((2, 3, 2, 3, 2),),
+    ),
 ]
 
 JOINS = [

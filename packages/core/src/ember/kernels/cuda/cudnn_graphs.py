@@ -7,6 +7,8 @@ and its caller falls back to its CuPy path; ``refusals()`` lists why, for diagno
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 _STATE = {"module": None, "error": None}
@@ -28,10 +30,23 @@ def cudnn():
 
 
 def enabled() -> bool:
-    """True when ``ember.backends.cudnn.enabled`` is set and the frontend loads."""
+    """True when ``ember.backends.cudnn.enabled`` is set and the frontend loads. The first
+    time it does not load, a RuntimeWarning says why and what runs instead."""
     from ...backends import cudnn as flags
 
-    return bool(flags.enabled) and cudnn() is not None
+    if not flags.enabled:
+        return False
+    if cudnn() is None:
+        if not _STATE.get("warned"):
+            _STATE["warned"] = True
+            warnings.warn(
+                f"ember: the cuDNN frontend did not load ({_STATE['error']}); CUDA convolutions "
+                "and attention run on slower CuPy paths. pip install 'ember[cuda]' installs it.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        return False
+    return True
 
 
 def data_type(dtype):

@@ -223,6 +223,7 @@ def _run(fn, lib, mode, batch, warmup, iters):
 
 
 def main(argv=None):
+    """Run the sections (all, or ``--only``), print each row as JSON and a table at the end."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small batches, few steps (smoke test)")
     ap.add_argument("--only", default="", help="comma list of resnet50, gpt2, launch")

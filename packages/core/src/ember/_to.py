@@ -16,6 +16,8 @@ from .ops import elementwise as E
 
 
 class ToDevice(Primitive):
+    """A copy on another device; the gradient goes back to the source device."""
+
     @staticmethod
     def forward(ctx, a, device):
         ctx.src = "cpu" if isinstance(a, np.ndarray) else f"cuda:{a.device.id}"

@@ -22,7 +22,7 @@ def _channels_last(a) -> bool:
 
 
 def _dense(a, nhwc: bool):
-    """``a`` in the given layout, copied only when it is in neither dense layout."""
+    """``a`` in the requested layout (NHWC when ``nhwc``), copied only when it is not."""
     import cupy
 
     if nhwc:

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .compile import acc_dtype, function, raw
-from .elementwise import _grid, _null
+from .compile import acc_dtype, function, grid, null, raw
 
 _SOURCE = r"""
 // chan_affine (below) over one (n, c) plane of L elements per block: no index division
@@ -143,8 +142,8 @@ def _chan_sums(a, b, shift):
         (256,),
         (
             raw(a),
-            _null() if b is None else raw(b),
-            _null() if shift is None else shift,
+            null() if b is None else raw(b),
+            null() if shift is None else shift,
             s1,
             s2,
             np.int64(n),
@@ -169,9 +168,9 @@ def _chan_affine(a, b, p, q, r):
             (threads,),
             (
                 raw(a),
-                _null() if b is None else raw(b),
+                null() if b is None else raw(b),
                 p,
-                _null() if q is None else q,
+                null() if q is None else q,
                 r,
                 raw(out),
                 np.int32(c),
@@ -180,13 +179,13 @@ def _chan_affine(a, b, p, q, r):
         )
         return out
     _fn("chan_affine", a.dtype)(
-        (_grid(a.size),),
+        (grid(a.size),),
         (256,),
         (
             raw(a),
-            _null() if b is None else raw(b),
+            null() if b is None else raw(b),
             p,
-            _null() if q is None else q,
+            null() if q is None else q,
             r,
             raw(out),
             np.int64(a.size),
@@ -204,7 +203,7 @@ def batch_norm_usable(x) -> bool:
 
 def _per_channel(a, acc):
     """An optional (C,) parameter in the accumulation dtype (no copy when it already is)."""
-    return _null() if a is None else a.astype(acc, copy=False)
+    return null() if a is None else a.astype(acc, copy=False)
 
 
 def batch_norm_train(x, w, b, eps):
@@ -261,8 +260,8 @@ def update_running(rmean, rvar, mean, var, momentum: float, n: int) -> None:
         (-(-c // 128),),
         (128,),
         (
-            _null() if rmean is None else rmean,
-            _null() if rvar is None else rvar,
+            null() if rmean is None else rmean,
+            null() if rvar is None else rvar,
             mean,
             var,
             np.int32(c),

@@ -112,6 +112,19 @@ def raw(a):
     return a.view(np.uint16) if a.dtype.itemsize == 2 else a
 
 
+def null():
+    """A null pointer kernel argument (an optional array that is absent)."""
+    import cupy
+
+    return cupy.uint64(0)
+
+
+def grid(size: int, threads: int = 256) -> int:
+    """Blocks for a grid-stride elementwise launch over ``size`` elements (at most 32 per SM
+    of a 132-SM card; the loop covers the rest)."""
+    return max(1, min(-(-size // threads), 132 * 32))
+
+
 def acc_dtype(dtype):
     """The accumulation dtype ``A`` for a storage dtype: float64 for float64, else float32."""
     return np.dtype(np.float64) if np.dtype(dtype) == np.float64 else np.dtype(np.float32)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .compile import function, raw
+from .compile import function, grid, raw
 
 _SOURCE = r"""
 #define K_SQRT_2_OVER_PI 0.7978845608028654
@@ -102,10 +102,6 @@ def _fn(name, dtype):
     return function("elementwise", _SOURCE, dtype, name)
 
 
-def _grid(size: int, threads: int = 256) -> int:
-    return max(1, min(-(-size // threads), 132 * 32))
-
-
 def gelu(x, approximate: str):
     """GELU of ``x`` (exact erf form, or ``approximate="tanh"``)."""
     import cupy
@@ -113,7 +109,7 @@ def gelu(x, approximate: str):
     y = cupy.empty_like(x)
     if x.size:
         _fn("gelu_fwd", x.dtype)(
-            (_grid(x.size),),
+            (grid(x.size),),
             (256,),
             (raw(x), raw(y), np.int64(x.size), np.int32(approximate == "tanh")),
         )
@@ -127,7 +123,7 @@ def gelu_grad(g, x, approximate: str):
     gx = cupy.empty_like(x)
     if x.size:
         _fn("gelu_bwd", x.dtype)(
-            (_grid(x.size),),
+            (grid(x.size),),
             (256,),
             (raw(g), raw(x), raw(gx), np.int64(x.size), np.int32(approximate == "tanh")),
         )
@@ -140,7 +136,7 @@ def relu(x, out=None):
 
     y = cupy.empty_like(x) if out is None else out
     if x.size:
-        _fn("relu_fwd", x.dtype)((_grid(x.size),), (256,), (raw(x), raw(y), np.int64(x.size)))
+        _fn("relu_fwd", x.dtype)((grid(x.size),), (256,), (raw(x), raw(y), np.int64(x.size)))
     return y
 
 
@@ -151,7 +147,7 @@ def relu_grad(g, y):
     gx = cupy.empty_like(y)
     if y.size:
         _fn("relu_bwd", y.dtype)(
-            (_grid(y.size),), (256,), (raw(g), raw(y), raw(gx), np.int64(y.size))
+            (grid(y.size),), (256,), (raw(g), raw(y), raw(gx), np.int64(y.size))
         )
     return gx
 
@@ -174,10 +170,10 @@ def cast(x, dtype):
     n4 = x.size // 4
     if src == "float32":
         _fn("f32_to_half", np.dtype(dtype))(
-            (_grid(n4),), (256,), (x, y.view(np.uint16), np.int64(n4))
+            (grid(n4),), (256,), (x, y.view(np.uint16), np.int64(n4))
         )
     else:
-        _fn("half_to_f32", x.dtype)((_grid(n4),), (256,), (x.view(np.uint16), y, np.int64(n4)))
+        _fn("half_to_f32", x.dtype)((grid(n4),), (256,), (x.view(np.uint16), y, np.int64(n4)))
     return y
 
 
@@ -195,14 +191,8 @@ def add(a, b):
     y = cupy.empty_like(a)
     n4 = a.size // 4
     if a.dtype == np.float32:
-        _fn("add4_f32", a.dtype)((_grid(n4),), (256,), (a, b, y, np.int64(n4)))
+        _fn("add4_f32", a.dtype)((grid(n4),), (256,), (a, b, y, np.int64(n4)))
     else:
         args = (raw(a), raw(b), raw(y), np.int64(n4))
-        _fn("add4_half", a.dtype)((_grid(n4),), (256,), args)
+        _fn("add4_half", a.dtype)((grid(n4),), (256,), args)
     return y
-
-
-def _null():
-    import cupy
-
-    return cupy.uint64(0)

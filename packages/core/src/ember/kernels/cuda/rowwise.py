@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .compile import acc_dtype, function, raw, row_block
+from .compile import acc_dtype, function, null, raw, row_block
 
 _SOURCE = r"""
 #define NEG_INF (-__int_as_float(0x7f800000))
@@ -134,17 +134,13 @@ extern "C" __global__ void sum_parts(const A* __restrict__ p, T* __restrict__ ou
 }
 """
 
-_NULL = 0
-
 
 def _fn(name, dtype):
     return function("rowwise", _SOURCE, dtype, name)
 
 
 def _ptr(a):
-    import cupy
-
-    return a if a is not None else cupy.uint64(_NULL)
+    return a if a is not None else null()
 
 
 def softmax(x, bias=None, log: bool = False):

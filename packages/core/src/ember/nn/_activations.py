@@ -53,7 +53,7 @@ class Gelu(Primitive):
             from ..kernels.cuda import elementwise as cuda_ew
 
             ctx.cuda = True
-            ctx.save_for_backward(x, x)
+            ctx.save_for_backward(x, None)  # the backward recomputes Phi(x)
             return cuda_ew.gelu(x, approximate)
         if approximate == "tanh":
             inner = xp.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * x * x * x))

@@ -190,6 +190,8 @@ def _cudnn_attention(query, key, value, attn_mask, dropout_p, is_causal, scale):
     from ..amp import autocast_mode as _amp
     from ..kernels.cuda import attention
 
+    if attn_mask is not None or dropout_p > 0.0:  # never fused: don't cast for nothing
+        return None
     if _amp.STATE.on:
         query, key, value = _amp.lower_precision(query, key, value)
     q, k, v = query._data, key._data, value._data

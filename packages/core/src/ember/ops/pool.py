@@ -3,6 +3,8 @@ its adjoint are a pair of primitives, so gradients of gradients work."""
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..autograd.function import Primitive
 from ..backend.device import array_module
 from ..kernels.cpu import pool as _k
@@ -10,18 +12,28 @@ from ..kernels.cpu import pool2x2 as _k2
 from .conv import _pair
 
 
-def _cpu(arr):
-    # the window kernels take their array module (NumPy or CuPy) from the arrays they get,
-    # so CUDA tensors need no separate path; this stays the hook for a cuDNN pooling kernel
-    return None
+def _cuda_pool(arr):
+    """kernels/cuda/pool.py when it takes ``arr`` (a dense 4-D CUDA float array), else None:
+    the window kernels in kernels/cpu/pool.py take their array module from their arrays, so
+    they run on CuPy too, as about 60 launches where this is one."""
+    if isinstance(arr, np.ndarray):
+        return None
+    from ..kernels.cuda import pool
+
+    return pool if pool.applies(arr) else None
 
 
 class MaxPool2d(Primitive):
     @staticmethod
     def forward(ctx, x, cfg):
-        _cpu(x)
         idx = None
-        if _k2.applies(x, *cfg):  # 2x2 tiles: the argmax comes with the maxima
+        k, s, p, d, ceil_mode = cfg
+        cuda = _cuda_pool(x)
+        out_hw = [_k.pool_out(x.shape[2 + i], k[i], s[i], p[i], d[i], ceil_mode) for i in (0, 1)]
+        if cuda is not None and min(out_hw) > 0:  # one launch; the argmax comes along
+            vals, idx = cuda.max_pool(x, k, s, p, d, tuple(out_hw))
+            xp = None  # only the composite double backward reads the padded input
+        elif _k2.applies(x, *cfg):  # 2x2 tiles: the argmax comes with the maxima
             vals, idx = _k2.max_pool_2x2(x)
             xp = x
         if idx is None:
@@ -42,6 +54,10 @@ class MaxPoolScatter(Primitive):
     def forward(ctx, g, found, x_shape, cfg):
         ctx.found, ctx.cfg = found, cfg
         xp, vals, idx = found
+        if idx is not None and not isinstance(idx, np.ndarray):
+            from ..kernels.cuda import pool
+
+            return pool.max_pool_grad(g, idx, x_shape, *cfg[:4])
         if idx is not None:
             return _k2.scatter_2x2(g, idx)
         return _k.scatter_first_max(g, xp, vals, x_shape, *cfg[:4])
@@ -94,8 +110,6 @@ def max_pool2d(
 
 def _flat_indices(node, x, cfg, out):
     # indices into each H*W plane, as PyTorch returns them
-    import numpy as np
-
     from .._tensor import _make
 
     vals, padded = _k.max_pool(x._data, *cfg)
@@ -125,7 +139,6 @@ def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
 class AvgPool2d(Primitive):
     @staticmethod
     def forward(ctx, x, cfg, div):
-        _cpu(x)
         ctx.cfg, ctx.div, ctx.x_shape = cfg, div, x.shape
         k, s, p, ceil_mode = cfg
         return _k.avg_pool(x, k, s, p, ceil_mode, div)

@@ -145,6 +145,77 @@ def usable(*arrays) -> bool:
     return dtype_name(dt) is not None
 
 
+def storage_order(a):
+    """The axes of ``a`` in memory order when it is dense: ``(0, ..., ndim - 1)`` when it is
+    C-contiguous, ``(0, 2, ..., 1)`` when an (N, C, *spatial) array is stored channels last,
+    None for any other layout."""
+    if a.flags.c_contiguous:
+        return tuple(range(a.ndim))
+    if a.ndim >= 3:
+        perm = (0, *range(2, a.ndim), 1)
+        if a.transpose(perm).flags.c_contiguous:
+            return perm
+    return None
+
+
+def flat(a):
+    """The elements of a dense array (see ``storage_order``) in memory order, as a 1-D view."""
+    return a.transpose(storage_order(a)).reshape(-1)
+
+
+def empty_as(a, dtype=None):
+    """An uninitialized CuPy array of ``a``'s shape in ``a``'s layout (C-contiguous, or
+    channels last when ``a`` is stored so)."""
+    import cupy
+
+    order = storage_order(a)
+    dt = a.dtype if dtype is None else dtype
+    if order is None or order == tuple(range(a.ndim)):
+        return cupy.empty(a.shape, dt)
+    return cupy.empty(tuple(a.shape[i] for i in order), dt).transpose(tuple(np.argsort(order)))
+
+
+def empty_4d(shape, dtype, channels_last: bool):
+    """An uninitialized (N, C, H, W) CuPy array, C-contiguous or stored channels last."""
+    import cupy
+
+    if not channels_last:
+        return cupy.empty(shape, dtype)
+    n, c, h, w = shape
+    return cupy.empty((n, h, w, c), dtype).transpose(0, 3, 1, 2)
+
+
+def as_layout(a, like, dtype=None):
+    """``a`` (of ``like``'s shape) stored in ``like``'s layout and ``dtype``: itself when it
+    already is, else a copy."""
+    dt = a.dtype if dtype is None else np.dtype(dtype)
+    if a.dtype == dt and storage_order(a) == storage_order(like):
+        return a
+    out = empty_as(like, dt)
+    out[...] = a
+    return out
+
+
+def usable_dense(*arrays) -> bool:
+    """True when every array is a CuPy array of one float dtype with a kernel, all of one
+    shape and stored densely in one layout (C-contiguous or channels last): the elementwise
+    kernels then run over their memory as flat vectors."""
+    if not arrays:
+        return False
+    first = arrays[0]
+    if not type(first).__module__.startswith("cupy") or dtype_name(first.dtype) is None:
+        return False
+    order = storage_order(first)
+    if order is None:
+        return False
+    for a in arrays[1:]:
+        if not type(a).__module__.startswith("cupy") or a.dtype != first.dtype:
+            return False
+        if a.shape != first.shape or storage_order(a) != order:
+            return False
+    return True
+
+
 def row_block(n: int) -> int:
     """Threads per row block: enough to cover short rows, at most 1024."""
     for t in (64, 128, 256, 512):

@@ -209,3 +209,109 @@ def test_multi_tensor_adam(build, decoupled):
     launch(lib, "adam_mt", len(block_tensor), 16, [*args, I32(int(decoupled)), I32(0)])
     for p, w in zip(ps, want):
         np.testing.assert_allclose(p, w, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_relu_four_values_per_thread(build, dtype):
+    lib = build(elementwise._SOURCE, dtype)
+    npd = np.float32 if dtype == "float32" else ml_dtypes.bfloat16
+    x = R.standard_normal(64).astype(npd)
+    x[[2, 9]] = [np.nan, -0.0]
+    raw = (lambda a: a) if dtype == "float32" else (lambda a: a.view(np.uint16))
+    suffix = "4_f32" if dtype == "float32" else "4_half"
+    y = np.zeros_like(x)
+    launch(lib, "relu_fwd" + suffix, 2, 8, [ptr(raw(x)), ptr(raw(y)), I64(16)])
+    with np.errstate(invalid="ignore"):  # ml_dtypes warns on comparing NaN
+        want = np.where(np.isnan(x) | (x > 0), x, np.zeros_like(x))
+    np.testing.assert_array_equal(raw(y), raw(want))
+    g, gx = R.standard_normal(64).astype(npd), np.zeros_like(x)
+    launch(lib, "relu_bwd" + suffix, 2, 8, [ptr(raw(g)), ptr(raw(y)), ptr(raw(gx)), I64(16)])
+    with np.errstate(invalid="ignore"):
+        np.testing.assert_array_equal(raw(gx), raw(np.where(y > 0, g, np.zeros_like(g))))
+
+
+def _pool_reference(x, k, s, p, d, oh, ow):
+    """Window maxima and first-max positions, by loops over the window in float64."""
+    n, c, h, w = x.shape
+    vals = np.full((n, c, oh, ow), -np.inf)
+    pos = np.zeros((n, c, oh, ow), np.int64)
+    for i in range(oh):
+        for j in range(ow):
+            best, at = None, 0
+            for ky in range(k[0]):
+                for kx in range(k[1]):
+                    r, q = i * s[0] - p[0] + ky * d[0], j * s[1] - p[1] + kx * d[1]
+                    if 0 <= r < h and 0 <= q < w:
+                        v = x[:, :, r, q]
+                        take = v > best if best is not None else np.ones(v.shape, bool)
+                        best = v.copy() if best is None else np.where(take, v, best)
+                        at = np.where(take, ky * k[1] + kx, at)
+            vals[:, :, i, j], pos[:, :, i, j] = best, at
+    return vals, pos
+
+
+def _pool_adjoint(g, pos, x_shape, k, s, p, d):
+    gx = np.zeros(x_shape)
+    n, c, oh, ow = g.shape
+    for i in range(oh):
+        for j in range(ow):
+            ky, kx = pos[:, :, i, j] // k[1], pos[:, :, i, j] % k[1]
+            r, q = i * s[0] - p[0] + ky * d[0], j * s[1] - p[1] + kx * d[1]
+            for a in range(n):
+                for b in range(c):
+                    gx[a, b, r[a, b], q[a, b]] += g[a, b, i, j]
+    return gx
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize(
+    "k,s,p,d,h,w",
+    [((3, 3), (2, 2), (1, 1), (1, 1), 9, 8), ((2, 3), (1, 2), (1, 0), (2, 1), 7, 9)],
+)
+def test_max_pool_forward_and_gather_backward(build, channels_last, k, s, p, d, h, w):
+    """ResNet's overlapping 3x3/2 window and a dilated, unevenly padded one, in both layouts;
+    the kernels index memory, so channels-last arrays go in as NHWC buffers."""
+    from ember.kernels.cpu.pool import pool_out
+    from ember.kernels.cuda import pool
+
+    lib = build(pool._SOURCE, "float32")
+    n, c = 2, 3
+    oh, ow = pool_out(h, k[0], s[0], p[0], d[0], False), pool_out(w, k[1], s[1], p[1], d[1], False)
+    x = R.standard_normal((n, c, h, w)).astype(np.float32)
+    x[0, 1, 2, 2] = x[0, 1, 2, 3]  # a tie: the first position wins
+    to_mem = (
+        (lambda a: np.ascontiguousarray(a.transpose(0, 2, 3, 1)))
+        if channels_last
+        else (lambda a: np.ascontiguousarray(a))
+    )
+    from_mem = (lambda a: a.transpose(0, 3, 1, 2)) if channels_last else (lambda a: a)
+    geom = [I32(v) for v in (n, c, h, w, oh, ow, *k, *s, *p, *d, int(channels_last))]
+    xm = to_mem(x)
+    y = np.full((n, oh, ow, c) if channels_last else (n, c, oh, ow), np.nan, np.float32)
+    idx = np.full(y.shape, -7, np.int32)
+    launch(lib, "maxpool_fwd", 2, 32, [ptr(xm), ptr(y), ptr(idx), *geom])
+    want, pos = _pool_reference(x.astype(np.float64), k, s, p, d, oh, ow)
+    np.testing.assert_array_equal(from_mem(y), want.astype(np.float32))
+    np.testing.assert_array_equal(from_mem(idx), pos)
+    g = R.standard_normal((n, c, oh, ow)).astype(np.float32)
+    gx = np.full(xm.shape, np.nan, np.float32)
+    launch(lib, "maxpool_bwd", 3, 32, [ptr(to_mem(g)), ptr(idx), ptr(gx), *geom])
+    ref = _pool_adjoint(g.astype(np.float64), pos, x.shape, k, s, p, d)
+    np.testing.assert_allclose(from_mem(gx), ref, rtol=1e-6, atol=1e-6)
+
+
+def test_channels_last_batch_norm_affine_pass(build):
+    """With a channel run length of 1 the flat affine kernel indexes an NHWC buffer."""
+    lib = build(batchnorm._SOURCE, "float32")
+    n, c, hw = 2, 5, 6
+    xa = R.standard_normal((n, hw, c)).astype(np.float32)  # NHWC memory
+    p, q, r = (R.standard_normal(c).astype(np.float32) for _ in range(3))
+    out = np.zeros_like(xa)
+    launch(
+        lib,
+        "chan_affine",
+        2,
+        16,
+        [ptr(xa), None, ptr(p), ptr(q), ptr(r), ptr(out), I64(xa.size), I32(c), I64(1)],
+    )
+    np.testing.assert_allclose(out, xa * p + r, rtol=1e-6, atol=1e-6)

@@ -74,9 +74,10 @@ class Gelu(Primitive):
     def backward(ctx, g):
         x, saved = ctx.saved_tensors
         if not STATE.grad_enabled and ctx.cuda:
+            from ..kernels.cuda import compile as cc
             from ..kernels.cuda import elementwise as cuda_ew
 
-            ga = array_module(g._data).ascontiguousarray(g._data, dtype=x._data.dtype)
+            ga = cc.as_layout(g._data, x._data, x._data.dtype)
             return _make(cuda_ew.gelu_grad(ga, x._data, ctx.approximate))
         if not STATE.grad_enabled:  # first order only: reuse the forward's erf / tanh
             return _make(_gelu_grad_array(g._data, x._data, saved._data, ctx.approximate))
@@ -93,7 +94,7 @@ class Gelu(Primitive):
 def _cuda_usable(x) -> bool:
     from ..kernels.cuda import compile as cc
 
-    return cc.usable(x)
+    return cc.usable_dense(x)
 
 
 def _gelu_grad_array(g, x, saved, approximate):

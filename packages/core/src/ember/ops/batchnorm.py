@@ -10,7 +10,6 @@ import numpy as np
 from .._tensor import _make
 from ..autograd.function import Primitive
 from ..autograd.grad_mode import STATE
-from ..backend.device import array_module
 from ..kernels.cpu import batchnorm as _k
 
 
@@ -34,8 +33,10 @@ class BatchNormTrain(Primitive):
             return _grad_graph(g, x, w, ctx.eps, ctx._next)
         need = [e is not None for e in ctx._next[:3]]
         ga = g._data
-        if not isinstance(ga, np.ndarray):  # the CUDA kernels index C-contiguous arrays
-            ga = array_module(ga).ascontiguousarray(ga, dtype=x._data.dtype)
+        if not isinstance(ga, np.ndarray):  # the CUDA kernels want g in x's layout and dtype
+            from ..kernels.cuda import compile as cc
+
+            ga = cc.as_layout(ga, x._data, x._data.dtype)
         gx, gw, gb = _kernels(ga).batch_norm_train_grad(
             ga, x._data, ctx.mean, ctx.rstd, None if w is None else w._data, *need
         )
@@ -71,15 +72,15 @@ def _kernels(arr):
 
 
 def fused_available(x) -> bool:
-    """Whether a fused kernel runs on ``x``: always on the CPU; on CUDA for C-contiguous
-    float tensors with more than one value per channel."""
+    """Whether a fused kernel runs on ``x``: always on the CPU; on CUDA for float tensors
+    stored C-contiguous or channels last with more than one value per channel."""
     a = x._data
     if isinstance(a, np.ndarray):
         return True
     from ..kernels.cuda import batchnorm
     from ..kernels.cuda import compile as cc
 
-    return cc.usable(a) and batchnorm.batch_norm_usable(a)
+    return cc.usable_dense(a) and batchnorm.batch_norm_usable(a)
 
 
 def batch_norm_train(x, w, b, eps):

@@ -87,8 +87,8 @@ def _original(t: Tensor) -> Tensor:
 
 def relu_cuda_(t: Tensor) -> Tensor | None:
     """``relu_`` computed in ``t``'s own memory on CUDA (no copy in, no copy back); None
-    when ``t`` is not a C-contiguous CUDA float tensor (the caller then takes the generic
-    path)."""
+    when ``t`` is not a dense CUDA float tensor, C-contiguous or channels last (the caller
+    then takes the generic path)."""
     from .unary import ReluInplaceCuda, _cuda_kernel_ok
 
     if isinstance(t._data, np.ndarray) or not _cuda_kernel_ok(t._data):

@@ -159,12 +159,13 @@ class Sigmoid(Primitive):
 
 
 def _cuda_kernel_ok(*arrays) -> bool:
-    """Whether ember's CUDA elementwise kernels take these arrays (C-contiguous CuPy floats)."""
+    """Whether ember's CUDA elementwise kernels take these arrays (CuPy floats of one shape,
+    stored densely in one layout: C-contiguous or channels last)."""
     if isinstance(arrays[0], np.ndarray):
         return False
     from ..kernels.cuda import compile as cc
 
-    return cc.usable(*arrays)
+    return cc.usable_dense(*arrays)
 
 
 class Relu(Primitive):
@@ -184,16 +185,17 @@ class Relu(Primitive):
         (out,) = ctx.saved_tensors
         if not STATE.grad_enabled:  # first order: skip the bool -> float cast node
             ga, oa = g._data, out._data
-            if not isinstance(oa, np.ndarray) and ga.dtype == oa.dtype and _cuda_kernel_ok(ga, oa):
+            if not isinstance(oa, np.ndarray) and ga.dtype == oa.dtype and _cuda_kernel_ok(oa):
+                from ..kernels.cuda import compile as cc
                 from ..kernels.cuda import elementwise as cuda_ew
 
-                return _make(cuda_ew.relu_grad(g._data, out._data))
+                return _make(cuda_ew.relu_grad(cc.as_layout(ga, oa), oa))
             return _make(g._data * (out._data > 0))
         return g * (out > 0)
 
 
 class ReluInplaceCuda(Primitive):
-    """``relu_`` on a C-contiguous CUDA array: the kernel writes the input's own memory and
+    """``relu_`` on a dense CUDA array: the kernel writes the input's own memory and
     the node keeps that memory as its output. ``relu_cuda_`` (ops/inplace.py) commits it and
     records the version the backward expects, so a later in-place write is caught."""
 
@@ -214,10 +216,11 @@ class ReluInplaceCuda(Primitive):
             )
         out = _make(ctx.out)
         if not STATE.grad_enabled and g._data.dtype == ctx.out.dtype:
-            if _cuda_kernel_ok(g._data, ctx.out):
+            if _cuda_kernel_ok(ctx.out):
+                from ..kernels.cuda import compile as cc
                 from ..kernels.cuda import elementwise as cuda_ew
 
-                return _make(cuda_ew.relu_grad(g._data, ctx.out))
+                return _make(cuda_ew.relu_grad(cc.as_layout(g._data, ctx.out), ctx.out))
         return g * (out > 0)
 
 

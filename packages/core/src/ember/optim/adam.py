@@ -109,7 +109,9 @@ def _cuda_adam(params, grads, ms, vs, steps, b1, b2, lr, wd, eps, maximize, deco
 
     if len({float(s) for s in steps}) != 1:
         return False
-    grads = [g.astype(p.dtype, copy=False) for p, g in zip(params, grads)]
+    grads = cuda_optim.in_layouts(
+        [g.astype(p.dtype, copy=False) for p, g in zip(params, grads)], params
+    )
     if not cuda_optim.multi_usable(params, grads, ms, vs):
         return False
     for i in range(len(steps)):

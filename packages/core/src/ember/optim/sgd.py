@@ -93,7 +93,9 @@ def _cuda_sgd(params, grads, bufs, lr, wd, momentum, dampening, nesterov, maximi
     first = momentum != 0 and bufs[0] is None
     if momentum != 0 and any((b is None) != first for b in bufs):
         return False
-    if not cuda_optim.multi_usable(params, grads):
+    grads = cuda_optim.in_layouts(grads, params)
+    groups = (params, grads) if first or momentum == 0 else (params, grads, bufs)
+    if not cuda_optim.multi_usable(*groups):
         return False
     if momentum == 0:
         use = params  # never read or written by the kernel

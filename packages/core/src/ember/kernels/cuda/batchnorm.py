@@ -1,13 +1,13 @@
-"""Training-mode batch norm over (N, C, *spatial) C-contiguous CuPy arrays in three launches
-each way: per-channel partial sums over slices of the batch, a per-channel pass (statistics, or
-the backward's coefficients), and one elementwise pass. The running statistics update in place
-in one more launch."""
+"""Training-mode batch norm over (N, C, *spatial) CuPy arrays, C-contiguous or channels last
+(outputs and gradients keep the layout), in three launches each way: per-channel partial sums
+over slices of the batch, a per-channel pass (statistics, or the backward's coefficients), and
+one elementwise pass. The running statistics update in place in one more launch."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from .compile import acc_dtype, function, grid, null, raw
+from .compile import acc_dtype, empty_as, flat, function, grid, null, raw, storage_order
 
 _SOURCE = r"""
 // chan_affine (below) over one (n, c) plane of L elements per block: no index division
@@ -67,16 +67,50 @@ extern "C" __global__ void chan_sums(const T* __restrict__ a, const T* __restric
   }
 }
 
-// One thread per channel: batch statistics from the partial sums, and the scale and shift
+// chan_sums for channels-last data, an (M, C) matrix: block (cx, part) covers channels
+// [32 cx, 32 cx + 32) over rows [part * chunk, (part + 1) * chunk) with 32 x 8 threads (a
+// warp reads 32 neighbouring channels of one row); the 8 row lanes are summed in shared memory.
+// The shift is the channel's first element, a[0, c] here.
+extern "C" __global__ void chan_sums_cl(const T* __restrict__ a, const T* __restrict__ b,
+    const A* __restrict__ shift, A* __restrict__ s1, A* __restrict__ s2, long long m, int c,
+    long long chunk) {
+  __shared__ A sh[2][8][33];
+  int tx = threadIdx.x, ty = threadIdx.y, ch = blockIdx.x * 32 + tx;
+  long long r0 = blockIdx.y * chunk, r1 = r0 + chunk;
+  if (r1 > m) r1 = m;
+  A t1 = 0, t2 = 0;
+  if (ch < c) {
+    A k = b ? shift[ch] : LD(a[ch]);
+    for (long long r = r0 + ty; r < r1; r += 8) {
+      long long i = r * c + ch;
+      A av = LD(a[i]);
+      if (b) { t1 += av; t2 += av * (LD(b[i]) - k); }
+      else { A d = av - k; t1 += d; t2 += d * d; }
+    }
+  }
+  sh[0][ty][tx] = t1;
+  sh[1][ty][tx] = t2;
+  __syncthreads();
+  if (ty == 0 && ch < c) {
+    for (int j = 1; j < 8; ++j) { t1 += sh[0][j][tx]; t2 += sh[1][j][tx]; }
+    s1[(long long)blockIdx.y * c + ch] = t1;
+    s2[(long long)blockIdx.y * c + ch] = t2;
+  }
+}
+
+// One warp per channel: batch statistics from the partial sums, and the scale and shift
 // that normalize: y = x * scale + bias. w and b are optional (A-typed) affine parameters.
 extern "C" __global__ void bn_stats(const T* __restrict__ x, const A* __restrict__ s1,
     const A* __restrict__ s2, int parts, const A* __restrict__ w, const A* __restrict__ b,
     A* __restrict__ mean, A* __restrict__ var, A* __restrict__ rstd, A* __restrict__ scale,
     A* __restrict__ bias, int c, long long l, long long m, double eps) {
-  int ch = blockIdx.x * blockDim.x + threadIdx.x;
-  if (ch >= c) return;
+  int ch = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5), lane = threadIdx.x & 31;
+  if (ch >= c) return;  // the whole warp: ch is the same on its 32 lanes
   A t1 = 0, t2 = 0;
-  for (int p = 0; p < parts; ++p) { t1 += s1[p * c + ch]; t2 += s2[p * c + ch]; }
+  for (int p = lane; p < parts; p += 32) { t1 += s1[p * c + ch]; t2 += s2[p * c + ch]; }
+  t1 = warp_sum(t1);
+  t2 = warp_sum(t2);
+  if (lane) return;
   A d = t1 / (A)m, mu = LD(x[(long long)ch * l]) + d;
   A v = t2 / (A)m - d * d;
   if (v < (A)0) v = 0;
@@ -86,16 +120,19 @@ extern "C" __global__ void bn_stats(const T* __restrict__ x, const A* __restrict
   bias[ch] = (b ? b[ch] : (A)0) - mu * sc;
 }
 
-// One thread per channel: from sg = sum g and sgx = sum g * (x - mean), the parameter
+// One warp per channel: from sg = sum g and sgx = sum g * (x - mean), the parameter
 // gradients and gx = g * k1 + x * k2 + k3 (k1 = scale, the chain rule through the statistics).
 extern "C" __global__ void bn_grad_coeffs(const A* __restrict__ s1, const A* __restrict__ s2,
     int parts, const A* __restrict__ mean, const A* __restrict__ rstd, const A* __restrict__ w,
     A* __restrict__ gw, A* __restrict__ gb, A* __restrict__ k1, A* __restrict__ k2,
     A* __restrict__ k3, int c, long long m) {
-  int ch = blockIdx.x * blockDim.x + threadIdx.x;
+  int ch = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5), lane = threadIdx.x & 31;
   if (ch >= c) return;
   A sg = 0, sgx = 0;
-  for (int p = 0; p < parts; ++p) { sg += s1[p * c + ch]; sgx += s2[p * c + ch]; }
+  for (int p = lane; p < parts; p += 32) { sg += s1[p * c + ch]; sgx += s2[p * c + ch]; }
+  sg = warp_sum(sg);
+  sgx = warp_sum(sgx);
+  if (lane) return;
   A rs = rstd[ch], sc = w ? rs * w[ch] : rs;
   gb[ch] = sg;
   gw[ch] = sgx * rs;
@@ -126,24 +163,40 @@ def _fn(name, dtype):
     return function("batchnorm", _SOURCE, dtype, name)
 
 
+def _channels_last(a) -> bool:
+    """Whether ``a`` is stored channels last (and not also C-contiguous)."""
+    return storage_order(a) != tuple(range(a.ndim))
+
+
 def _chan_sums(a, b, shift):
-    """Per-channel partial sums (see the kernel), each (parts, C), and the part count."""
+    """Per-channel partial sums (see the kernels), each (parts, C), and the part count;
+    ``a`` and ``b`` share one layout, C-contiguous or channels last."""
     import cupy
 
     n, c = a.shape[:2]
+    acc = acc_dtype(a.dtype)
+    opt_b = null() if b is None else raw(flat(b))
+    opt_shift = null() if shift is None else shift
+    if _channels_last(a):
+        m, tiles = a.size // c, -(-c // 32)
+        parts = max(1, min(-(-m // 256), 2048 // tiles, 1024))
+        chunk = -(-m // parts)
+        s1, s2 = cupy.empty((2, parts, c), acc)
+        args = (raw(flat(a)), opt_b, opt_shift, s1, s2, np.int64(m), np.int32(c), np.int64(chunk))
+        _fn("chan_sums_cl", a.dtype)((tiles, parts), (32, 8), args)
+        return s1, s2, parts
     length = a.size // max(1, n * c)
     total = n * length
     parts = max(1, min(-(-total // 8192), max(1, 1024 // c)))
     chunk = -(-total // parts)
-    acc = acc_dtype(a.dtype)
     s1, s2 = cupy.empty((2, parts, c), acc)
     _fn("chan_sums", a.dtype)(
         (c, parts),
         (256,),
         (
             raw(a),
-            null() if b is None else raw(b),
-            null() if shift is None else shift,
+            opt_b,
+            opt_shift,
             s1,
             s2,
             np.int64(n),
@@ -156,38 +209,29 @@ def _chan_sums(a, b, shift):
 
 
 def _chan_affine(a, b, p, q, r):
-    import cupy
-
+    """``a * p[c] + b * q[c] + r[c]`` (``b`` optional) in ``a``'s layout; ``b`` shares it."""
     n, c = a.shape[:2]
-    length = a.size // max(1, n * c)
-    out = cupy.empty_like(a)
+    length = 1 if _channels_last(a) else a.size // max(1, n * c)  # elements per channel run
+    out = empty_as(a)
+    opt_b, opt_q = null() if b is None else raw(flat(b)), null() if q is None else q
     if length >= 32 and n * c < 2**31:
         threads = min(256, -(-length // 32) * 32)
         _fn("chan_affine_planes", a.dtype)(
             (n * c,),
             (threads,),
-            (
-                raw(a),
-                null() if b is None else raw(b),
-                p,
-                null() if q is None else q,
-                r,
-                raw(out),
-                np.int32(c),
-                np.int64(length),
-            ),
+            (raw(a), opt_b, p, opt_q, r, raw(out), np.int32(c), np.int64(length)),
         )
         return out
     _fn("chan_affine", a.dtype)(
         (grid(a.size),),
         (256,),
         (
-            raw(a),
-            null() if b is None else raw(b),
+            raw(flat(a)),
+            opt_b,
             p,
-            null() if q is None else q,
+            opt_q,
             r,
-            raw(out),
+            raw(flat(out)),
             np.int64(a.size),
             np.int32(c),
             np.int64(length),
@@ -217,10 +261,10 @@ def batch_norm_train(x, w, b, eps):
     s1, s2, parts = _chan_sums(x, None, None)
     mean, var, rstd, scale, bias = cupy.empty((5, c), acc)  # one allocation
     _fn("bn_stats", x.dtype)(
-        (-(-c // 128),),
+        (-(-c // 4),),
         (128,),
         (
-            raw(x),
+            raw(flat(x)),
             s1,
             s2,
             np.int32(parts),
@@ -232,7 +276,7 @@ def batch_norm_train(x, w, b, eps):
             scale,
             bias,
             np.int32(c),
-            np.int64(x.size // max(1, x.shape[0] * c)),
+            np.int64(1 if _channels_last(x) else x.size // max(1, x.shape[0] * c)),
             np.int64(x.size // c),
             np.float64(eps),
         ),
@@ -281,7 +325,7 @@ def batch_norm_train_grad(g, x, mean, rstd, w, need_x, need_w, need_b):
     s1, s2, parts = _chan_sums(g, x, mean)  # sum g, sum g * (x - mean)
     gw, gb, k1, k2, k3 = cupy.empty((5, c), acc)
     _fn("bn_grad_coeffs", g.dtype)(
-        (-(-c // 128),),
+        (-(-c // 4),),
         (128,),
         (
             s1,

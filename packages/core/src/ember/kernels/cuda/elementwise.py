@@ -1,12 +1,13 @@
-"""Elementwise CUDA kernels on C-contiguous CuPy arrays, each one launch: GELU (the backward
+"""Elementwise CUDA kernels, each one launch over the memory of dense CuPy arrays that share
+one layout (C-contiguous or channels last, see compile.storage_order): GELU (the backward
 recomputes Phi(x) or the tanh from the input instead of saving it), ReLU (in place too),
-float32 <-> 16-bit casts and same-shape sums, the last two four values per thread."""
+float32 <-> 16-bit casts and same-shape sums; ReLU, casts and sums four values per thread."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from .compile import function, grid, raw
+from .compile import empty_as, flat, function, grid, raw, storage_order
 
 _SOURCE = r"""
 #define K_SQRT_2_OVER_PI 0.7978845608028654
@@ -79,120 +80,152 @@ extern "C" __global__ void add4_f32(const float4* __restrict__ a, const float4* 
   }
 }
 
-// relu: y = x > 0 (or NaN) ? x : 0; y may be x (in place)
+// relu: y = x > 0 (or NaN) ? x : 0; y may be x (in place). One value per thread, or four
+// (8- or 16-byte loads) for 16-bit floats and float32.
+__device__ __forceinline__ T relu1(T v) { A f = LD(v); return (f > (A)0 || f != f) ? v : ST((A)0); }
+__device__ __forceinline__ float relu32(float v) { return (v > 0.f || v != v) ? v : 0.f; }
+#define GRID_LOOP(n) for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; \
+    i < (n); i += (long long)gridDim.x * blockDim.x)
+
 extern "C" __global__ void relu_fwd(const T* x, T* y, long long size) {
-  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < size;
-       i += (long long)gridDim.x * blockDim.x) {
-    A v = LD(x[i]);
-    y[i] = (v > (A)0 || v != v) ? x[i] : ST((A)0);
+  GRID_LOOP(size) y[i] = relu1(x[i]);
+}
+
+extern "C" __global__ void relu_fwd4_half(const ushort4* x, ushort4* y, long long n4) {
+  GRID_LOOP(n4) {
+    ushort4 v = x[i];
+    y[i] = make_ushort4(relu1(v.x), relu1(v.y), relu1(v.z), relu1(v.w));
+  }
+}
+
+extern "C" __global__ void relu_fwd4_f32(const float4* x, float4* y, long long n4) {
+  GRID_LOOP(n4) {
+    float4 v = x[i];
+    y[i] = make_float4(relu32(v.x), relu32(v.y), relu32(v.z), relu32(v.w));
   }
 }
 
 // relu backward from the output: gx = y > 0 ? g : 0
 extern "C" __global__ void relu_bwd(const T* __restrict__ g, const T* __restrict__ y,
     T* __restrict__ gx, long long size) {
-  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < size;
-       i += (long long)gridDim.x * blockDim.x)
-    gx[i] = LD(y[i]) > (A)0 ? g[i] : ST((A)0);
+  GRID_LOOP(size) gx[i] = LD(y[i]) > (A)0 ? g[i] : ST((A)0);
+}
+
+extern "C" __global__ void relu_bwd4_half(const ushort4* __restrict__ g,
+    const ushort4* __restrict__ y, ushort4* __restrict__ gx, long long n4) {
+  GRID_LOOP(n4) {
+    ushort4 a = g[i], b = y[i];
+    gx[i] = make_ushort4(LD(b.x) > (A)0 ? a.x : 0, LD(b.y) > (A)0 ? a.y : 0,
+                         LD(b.z) > (A)0 ? a.z : 0, LD(b.w) > (A)0 ? a.w : 0);
+  }
+}
+
+extern "C" __global__ void relu_bwd4_f32(const float4* __restrict__ g,
+    const float4* __restrict__ y, float4* __restrict__ gx, long long n4) {
+  GRID_LOOP(n4) {
+    float4 a = g[i], b = y[i];
+    gx[i] = make_float4(b.x > 0.f ? a.x : 0.f, b.y > 0.f ? a.y : 0.f, b.z > 0.f ? a.z : 0.f,
+                        b.w > 0.f ? a.w : 0.f);
+  }
 }
 """
+
+
+_HALF = ("bfloat16", "float16")
 
 
 def _fn(name, dtype):
     return function("elementwise", _SOURCE, dtype, name)
 
 
+def _launch(name, ins, out) -> None:
+    """Kernel ``name`` over the memory of ``ins`` and ``out`` (dense, one layout) as flat
+    vectors: four values per thread (``name`` + ``4_half`` / ``4_f32``) where the dtype, size
+    and alignment allow, else one."""
+    n = out.size
+    if not n:
+        return
+    arrays = [raw(flat(a)) for a in (*ins, out)]
+    dt = out.dtype.name
+    if dt in ("float32", *_HALF) and n % 4 == 0 and all(a.data.ptr % 16 == 0 for a in arrays):
+        name += "4_f32" if dt == "float32" else "4_half"
+        n //= 4
+    _fn(name, out.dtype)((grid(n),), (256,), (*arrays, np.int64(n)))
+
+
 def gelu(x, approximate: str):
     """GELU of ``x`` (exact erf form, or ``approximate="tanh"``)."""
-    import cupy
-
-    y = cupy.empty_like(x)
+    y = empty_as(x)
     if x.size:
-        _fn("gelu_fwd", x.dtype)(
-            (grid(x.size),),
-            (256,),
-            (raw(x), raw(y), np.int64(x.size), np.int32(approximate == "tanh")),
-        )
+        args = (raw(flat(x)), raw(flat(y)), np.int64(x.size), np.int32(approximate == "tanh"))
+        _fn("gelu_fwd", x.dtype)((grid(x.size),), (256,), args)
     return y
 
 
 def gelu_grad(g, x, approximate: str):
-    """``g * GELU'(x)``."""
-    import cupy
-
-    gx = cupy.empty_like(x)
+    """``g * GELU'(x)`` (``g`` and ``x`` in one layout)."""
+    gx = empty_as(x)
     if x.size:
-        _fn("gelu_bwd", x.dtype)(
-            (grid(x.size),),
-            (256,),
-            (raw(g), raw(x), raw(gx), np.int64(x.size), np.int32(approximate == "tanh")),
-        )
+        tanh = np.int32(approximate == "tanh")
+        args = (raw(flat(g)), raw(flat(x)), raw(flat(gx)), np.int64(x.size), tanh)
+        _fn("gelu_bwd", x.dtype)((grid(x.size),), (256,), args)
     return gx
 
 
 def relu(x, out=None):
     """max(x, 0) (NaN stays NaN), into ``out`` when given (``out`` may be ``x``)."""
-    import cupy
-
-    y = cupy.empty_like(x) if out is None else out
-    if x.size:
-        _fn("relu_fwd", x.dtype)((grid(x.size),), (256,), (raw(x), raw(y), np.int64(x.size)))
+    y = empty_as(x) if out is None else out
+    _launch("relu_fwd", [x], y)
     return y
 
 
 def relu_grad(g, y):
-    """``g`` where the relu output ``y`` is positive, else 0."""
-    import cupy
-
-    gx = cupy.empty_like(y)
-    if y.size:
-        _fn("relu_bwd", y.dtype)(
-            (grid(y.size),), (256,), (raw(g), raw(y), raw(gx), np.int64(y.size))
-        )
+    """``g`` where the relu output ``y`` is positive, else 0 (``g`` in ``y``'s layout)."""
+    gx = empty_as(y)
+    _launch("relu_bwd", [g, y], gx)
     return gx
 
 
-_HALF = ("bfloat16", "float16")
+def _vec4_ok(*arrays) -> bool:
+    """Dense arrays of one shape and layout, a size that is a multiple of 4, 16-byte aligned."""
+    a = arrays[0]
+    order = storage_order(a)
+    if not a.size or a.size % 4 or order is None:
+        return False
+    return all(
+        b.shape == a.shape and storage_order(b) == order and b.data.ptr % 16 == 0 for b in arrays
+    )
 
 
 def cast(x, dtype):
-    """``x.astype(dtype)`` between float32 and bfloat16/float16 in one vectorized launch, or
-    None where this kernel does not apply (other dtypes, a non-contiguous or unaligned ``x``,
-    a size not a multiple of 4)."""
-    import cupy
-
+    """``x.astype(dtype)`` between float32 and bfloat16/float16 in one vectorized launch (the
+    result in ``x``'s layout), or None where this kernel does not apply (other dtypes, a
+    non-dense or unaligned ``x``, a size not a multiple of 4)."""
     src, dst = x.dtype.name, np.dtype(dtype).name
     if {src, dst} not in ({"float32", "bfloat16"}, {"float32", "float16"}):
         return None
-    if not x.flags.c_contiguous or x.size % 4 or x.data.ptr % 16 or not x.size:
+    if not _vec4_ok(x):
         return None
-    y = cupy.empty(x.shape, dtype)
+    y = empty_as(x, dtype)
     n4 = x.size // 4
+    xf, yf = flat(x), flat(y)
     if src == "float32":
-        _fn("f32_to_half", np.dtype(dtype))(
-            (grid(n4),), (256,), (x, y.view(np.uint16), np.int64(n4))
-        )
+        _fn("f32_to_half", np.dtype(dtype))((grid(n4),), (256,), (xf, raw(yf), np.int64(n4)))
     else:
-        _fn("half_to_f32", x.dtype)((grid(n4),), (256,), (x.view(np.uint16), y, np.int64(n4)))
+        _fn("half_to_f32", x.dtype)((grid(n4),), (256,), (raw(xf), yf, np.int64(n4)))
     return y
 
 
 def add(a, b):
-    """``a + b`` for two same-shape, same-dtype C-contiguous arrays (float32, bfloat16,
-    float16; 16-byte aligned, size a multiple of 4) in one vectorized launch, or None."""
-    import cupy
-
+    """``a + b`` for two same-shape, same-dtype arrays stored in one dense layout (float32,
+    bfloat16, float16; 16-byte aligned, size a multiple of 4) in one vectorized launch, or
+    None."""
     if a.dtype != b.dtype or a.shape != b.shape or a.dtype.name not in ("float32", *_HALF):
         return None
-    if not (a.flags.c_contiguous and b.flags.c_contiguous) or a.size % 4 or not a.size:
+    if not _vec4_ok(a, b):
         return None
-    if a.data.ptr % 16 or b.data.ptr % 16:
-        return None
-    y = cupy.empty_like(a)
+    y = empty_as(a)
     n4 = a.size // 4
-    if a.dtype == np.float32:
-        _fn("add4_f32", a.dtype)((grid(n4),), (256,), (a, b, y, np.int64(n4)))
-    else:
-        args = (raw(a), raw(b), raw(y), np.int64(n4))
-        _fn("add4_half", a.dtype)((grid(n4),), (256,), args)
+    args = (raw(flat(a)), raw(flat(b)), raw(flat(y)), np.int64(n4))
+    _fn("add4_f32" if a.dtype == np.float32 else "add4_half", a.dtype)((grid(n4),), (256,), args)
     return y

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .compile import function, usable
+from .compile import as_layout, function, storage_order, usable_dense
 
 _CHUNK = 4096  # elements per block
 
@@ -95,9 +95,29 @@ def _table(groups):
 
 
 def multi_usable(*groups) -> bool:
-    """True when every array of every group is a C-contiguous CuPy array of one dtype."""
-    flat = [a for grp in groups for a in grp]
-    return bool(flat) and all(a.size for a in flat) and usable(*flat)
+    """True when the groups (params, grads, states: lists of one length) hold non-empty CuPy
+    arrays of one float dtype, each stored densely, and the arrays at one index share one
+    layout (C-contiguous or channels last): the kernels read each as a flat vector."""
+    lead = groups[0]
+    if not lead or not usable_dense(lead[0]):
+        return False
+    dt = lead[0].dtype
+    for i, p in enumerate(lead):
+        order = storage_order(p) if type(p).__module__.startswith("cupy") else None
+        if order is None:
+            return False
+        for grp in groups:
+            a = grp[i]
+            if not type(a).__module__.startswith("cupy") or a.dtype != dt or not a.size:
+                return False
+            if a.shape != p.shape or storage_order(a) != order:
+                return False
+    return True
+
+
+def in_layouts(grads, params):
+    """The gradients, each stored in its parameter's layout (a copy only where it is not)."""
+    return [as_layout(g, p) if g.shape == p.shape else g for g, p in zip(grads, params)]
 
 
 def adam(params, grads, ms, vs, *, lr, beta1, beta2, eps, weight_decay, step, decoupled, maximize):
@@ -149,4 +169,4 @@ def sgd(params, grads, bufs, *, lr, weight_decay, momentum, dampening, nesterov,
     )
 
 
-__all__ = ["adam", "sgd", "multi_usable"]
+__all__ = ["adam", "sgd", "multi_usable", "in_layouts"]

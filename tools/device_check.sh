@@ -1,9 +1,7 @@
 #!/usr/bin/env bash
 # One device call on a lent GPU: install the cuDNN frontend wheel carried in .whl/, run every
 # @pytest.mark.gpu test, then bench/gpu.py (ember beside PyTorch) with kernel profiles of the
-# bf16 and TF32 runs; then, if the direct cuBLAS tests passed, GPT-2 again with that opt-in
-# path on (EMBER_CUBLAS_DIRECT=1). Logs and JSON go to $OUT; the end of stdout is a short
-# summary table.
+# bf16 and TF32 runs. Logs and JSON go to $OUT; the end of stdout is a short summary table.
 #   usage (from the repository root, on the device): bash tools/device_check.sh [bench args]
 set -u
 OUT=${OUT:-/tmp/out}
@@ -19,18 +17,10 @@ timeout "${TEST_S:-240}" python3 -m pytest tests/core -m gpu -q -p no:cacheprovi
     > "$OUT/gpu_tests.log" 2>&1
 echo "gpu tests rc=$? in $(( $(date +%s) - start )) s: $(tail -1 "$OUT/gpu_tests.log")"
 grep -E "^(FAILED|ERROR)" "$OUT/gpu_tests.log" | cut -c1-220 | head -25
-cublas_ok=1
-grep -qE "^(FAILED|ERROR).*cublas" "$OUT/gpu_tests.log" && cublas_ok=0
-
 start=$(date +%s)
 timeout "${BENCH_S:-300}" python3 bench/gpu.py --profile bf16,tf32 --out "$OUT/gpu.json" "$@" \
     > "$OUT/bench.log" 2>&1
 echo "bench rc=$? in $(( $(date +%s) - start )) s"
-awk '/^\[profile .* ember\]/{on=1; print; next} /^[\[{]/{on=0} on' "$OUT/bench.log" | cut -c1-150 | head -60
+awk '/^\[profile .* ember\]/{on=1; print; next} /^[\[{]/{on=0} on' "$OUT/bench.log" | cut -c1-150 | head -90
 grep -E "Error" "$OUT/bench.log" | grep -v "^{" | head -8
 sed -n '/^cuDNN graphs refused/,$p' "$OUT/bench.log"
-if [ "$cublas_ok" = 1 ]; then  # the opt-in direct cuBLAS path, GPT-2 only (where it matters)
-    EMBER_CUBLAS_DIRECT=1 timeout "${BENCH_S:-300}" python3 bench/gpu.py --only gpt2 \
-        --out "$OUT/gpu_cublas.json" > "$OUT/bench_cublas.log" 2>&1
-    echo "with EMBER_CUBLAS_DIRECT=1:"; sed -n '/^| benchmark/,$p' "$OUT/bench_cublas.log"
-fi

@@ -172,7 +172,8 @@ def empty_as(a, dtype=None):
     dt = a.dtype if dtype is None else dtype
     if order is None or order == tuple(range(a.ndim)):
         return cupy.empty(a.shape, dt)
-    return cupy.empty(tuple(a.shape[i] for i in order), dt).transpose(tuple(np.argsort(order)))
+    back = tuple(int(i) for i in np.argsort(order))
+    return cupy.empty(tuple(a.shape[i] for i in order), dt).transpose(back)
 
 
 def empty_4d(shape, dtype, channels_last: bool):

@@ -177,7 +177,8 @@ class Block(nn.Module):
 def _step(fmt):
     ember.manual_seed(3)
     model = Block().to("cuda").to(memory_format=fmt)
-    x = ember.tensor(R.standard_normal((4, 3, 16, 16)), dtype=ember.float32, device="cuda")
+    xn = np.random.default_rng(8).standard_normal((4, 3, 16, 16))  # one input for both runs
+    x = ember.tensor(xn, dtype=ember.float32, device="cuda")
     x = x.contiguous(memory_format=fmt)
     y = ember.tensor(np.arange(4) % 10, device="cuda")
     loss = F.cross_entropy(model(x), y)

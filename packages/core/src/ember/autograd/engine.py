@@ -297,10 +297,11 @@ def _check_nan(node, grads):
 
 
 def _own(g, shared):
-    """A gradient safe to store in ``.grad``: not a view, not shared with another leaf."""
+    """A gradient safe to store in ``.grad``: not a view, not shared with another leaf. A copy
+    keeps the gradient's memory layout (a channels-last gradient stays channels last)."""
     d = g._data
     if id(d) in shared or d.base is not None or not getattr(d.flags, "writeable", True):
-        g = _make(d.copy()) if g.grad_fn is None else g + 0
+        g = _make(d.copy(order="K")) if g.grad_fn is None else g + 0
     shared.add(id(g._data))
     return g
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .compile import acc_dtype, empty_as, flat, function, grid, null, raw, storage_order
+from .compile import acc_dtype, empty_as, function, grid, null, ptr, storage_order
 
 _SOURCE = r"""
 // chan_affine (below) over one (n, c) plane of L elements per block: no index division
@@ -175,14 +175,14 @@ def _chan_sums(a, b, shift):
 
     n, c = a.shape[:2]
     acc = acc_dtype(a.dtype)
-    opt_b = null() if b is None else raw(flat(b))
+    opt_b = null() if b is None else ptr(b)
     opt_shift = null() if shift is None else shift
     if _channels_last(a):
         m, tiles = a.size // c, -(-c // 32)
         parts = max(1, min(-(-m // 256), 2048 // tiles, 1024))
         chunk = -(-m // parts)
         s1, s2 = cupy.empty((2, parts, c), acc)
-        args = (raw(flat(a)), opt_b, opt_shift, s1, s2, np.int64(m), np.int32(c), np.int64(chunk))
+        args = (ptr(a), opt_b, opt_shift, s1, s2, np.int64(m), np.int32(c), np.int64(chunk))
         _fn("chan_sums_cl", a.dtype)((tiles, parts), (32, 8), args)
         return s1, s2, parts
     length = a.size // max(1, n * c)
@@ -194,7 +194,7 @@ def _chan_sums(a, b, shift):
         (c, parts),
         (256,),
         (
-            raw(a),
+            ptr(a),
             opt_b,
             opt_shift,
             s1,
@@ -213,25 +213,25 @@ def _chan_affine(a, b, p, q, r):
     n, c = a.shape[:2]
     length = 1 if _channels_last(a) else a.size // max(1, n * c)  # elements per channel run
     out = empty_as(a)
-    opt_b, opt_q = null() if b is None else raw(flat(b)), null() if q is None else q
+    opt_b, opt_q = null() if b is None else ptr(b), null() if q is None else q
     if length >= 32 and n * c < 2**31:
         threads = min(256, -(-length // 32) * 32)
         _fn("chan_affine_planes", a.dtype)(
             (n * c,),
             (threads,),
-            (raw(a), opt_b, p, opt_q, r, raw(out), np.int32(c), np.int64(length)),
+            (ptr(a), opt_b, p, opt_q, r, ptr(out), np.int32(c), np.int64(length)),
         )
         return out
     _fn("chan_affine", a.dtype)(
         (grid(a.size),),
         (256,),
         (
-            raw(flat(a)),
+            ptr(a),
             opt_b,
             p,
             opt_q,
             r,
-            raw(flat(out)),
+            ptr(out),
             np.int64(a.size),
             np.int32(c),
             np.int64(length),
@@ -264,7 +264,7 @@ def batch_norm_train(x, w, b, eps):
         (-(-c // 4),),
         (128,),
         (
-            raw(flat(x)),
+            ptr(x),
             s1,
             s2,
             np.int32(parts),

@@ -145,22 +145,33 @@ def usable(*arrays) -> bool:
     return dtype_name(dt) is not None
 
 
+_IDENTITY = {n: tuple(range(n)) for n in range(9)}
+_LAST = {n: (0, *range(2, n), 1) for n in range(3, 9)}
+_BACK = {perm: tuple(int(i) for i in np.argsort(perm)) for perm in _LAST.values()}
+
+
 def storage_order(a):
     """The axes of ``a`` in memory order when it is dense: ``(0, ..., ndim - 1)`` when it is
     C-contiguous, ``(0, 2, ..., 1)`` when an (N, C, *spatial) array is stored channels last,
-    None for any other layout."""
+    None for any other layout. Read from the strides alone (no views: each CuPy view costs
+    microseconds of host time, and the kernels ask this on every call)."""
     if a.flags.c_contiguous:
-        return tuple(range(a.ndim))
-    if a.ndim >= 3:
-        perm = (0, *range(2, a.ndim), 1)
-        if a.transpose(perm).flags.c_contiguous:
-            return perm
-    return None
+        return _IDENTITY.get(a.ndim) or tuple(range(a.ndim))
+    perm = _LAST.get(a.ndim)
+    if perm is None:
+        return None
+    shape, strides, expect = a.shape, a.strides, a.itemsize
+    for ax in reversed(perm):
+        if shape[ax] != 1 and strides[ax] != expect:
+            return None
+        expect *= shape[ax]
+    return perm
 
 
-def flat(a):
-    """The elements of a dense array (see ``storage_order``) in memory order, as a 1-D view."""
-    return a.transpose(storage_order(a)).reshape(-1)
+def ptr(a):
+    """A dense array's memory as a kernel argument: the address of its first element, which
+    for any dense layout (C-contiguous or channels last) is the start of its buffer."""
+    return np.uint64(a.data.ptr)
 
 
 def empty_as(a, dtype=None):
@@ -170,10 +181,9 @@ def empty_as(a, dtype=None):
 
     order = storage_order(a)
     dt = a.dtype if dtype is None else dtype
-    if order is None or order == tuple(range(a.ndim)):
+    if order is None or order is not _LAST.get(a.ndim):  # C-contiguous, or not dense
         return cupy.empty(a.shape, dt)
-    back = tuple(int(i) for i in np.argsort(order))
-    return cupy.empty(tuple(a.shape[i] for i in order), dt).transpose(back)
+    return cupy.empty(tuple(a.shape[i] for i in order), dt).transpose(_BACK[order])
 
 
 def empty_4d(shape, dtype, channels_last: bool):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .compile import empty_as, flat, function, grid, raw, storage_order
+from .compile import empty_as, function, grid, ptr, storage_order
 
 _SOURCE = r"""
 #define K_SQRT_2_OVER_PI 0.7978845608028654
@@ -145,9 +145,9 @@ def _launch(name, ins, out) -> None:
     n = out.size
     if not n:
         return
-    arrays = [raw(flat(a)) for a in (*ins, out)]
+    arrays = [ptr(a) for a in (*ins, out)]
     dt = out.dtype.name
-    if dt in ("float32", *_HALF) and n % 4 == 0 and all(a.data.ptr % 16 == 0 for a in arrays):
+    if dt in ("float32", *_HALF) and n % 4 == 0 and all(int(a) % 16 == 0 for a in arrays):
         name += "4_f32" if dt == "float32" else "4_half"
         n //= 4
     _fn(name, out.dtype)((grid(n),), (256,), (*arrays, np.int64(n)))
@@ -157,7 +157,7 @@ def gelu(x, approximate: str):
     """GELU of ``x`` (exact erf form, or ``approximate="tanh"``)."""
     y = empty_as(x)
     if x.size:
-        args = (raw(flat(x)), raw(flat(y)), np.int64(x.size), np.int32(approximate == "tanh"))
+        args = (ptr(x), ptr(y), np.int64(x.size), np.int32(approximate == "tanh"))
         _fn("gelu_fwd", x.dtype)((grid(x.size),), (256,), args)
     return y
 
@@ -167,7 +167,7 @@ def gelu_grad(g, x, approximate: str):
     gx = empty_as(x)
     if x.size:
         tanh = np.int32(approximate == "tanh")
-        args = (raw(flat(g)), raw(flat(x)), raw(flat(gx)), np.int64(x.size), tanh)
+        args = (ptr(g), ptr(x), ptr(gx), np.int64(x.size), tanh)
         _fn("gelu_bwd", x.dtype)((grid(x.size),), (256,), args)
     return gx
 
@@ -208,11 +208,8 @@ def cast(x, dtype):
         return None
     y = empty_as(x, dtype)
     n4 = x.size // 4
-    xf, yf = flat(x), flat(y)
-    if src == "float32":
-        _fn("f32_to_half", np.dtype(dtype))((grid(n4),), (256,), (xf, raw(yf), np.int64(n4)))
-    else:
-        _fn("half_to_f32", x.dtype)((grid(n4),), (256,), (raw(xf), yf, np.int64(n4)))
+    name, dt = ("f32_to_half", np.dtype(dtype)) if src == "float32" else ("half_to_f32", x.dtype)
+    _fn(name, dt)((grid(n4),), (256,), (ptr(x), ptr(y), np.int64(n4)))
     return y
 
 
@@ -226,6 +223,6 @@ def add(a, b):
         return None
     y = empty_as(a)
     n4 = a.size // 4
-    args = (raw(flat(a)), raw(flat(b)), raw(flat(y)), np.int64(n4))
+    args = (ptr(a), ptr(b), ptr(y), np.int64(n4))
     _fn("add4_f32" if a.dtype == np.float32 else "add4_half", a.dtype)((grid(n4),), (256,), args)
     return y

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .compile import as_layout, dtype_name, empty_4d, function, grid, raw, storage_order
+from .compile import as_layout, dtype_name, empty_4d, function, grid, ptr, storage_order
 
 _SOURCE = r"""
 #define GEOM int n, int c, int h, int w, int oh, int ow, int kh, int kw, int sh, int sw, \
@@ -123,7 +123,7 @@ def max_pool(x, k, s, p, d, out_hw):
     idx = empty_4d(shape, np.int32, cl)
     geom = _geom(x.shape, out_hw, k, s, p, d, cl)
     fn = function("pool", _SOURCE, x.dtype, "maxpool_fwd")
-    fn((grid(y.size),), (256,), (raw(x), raw(y), idx, *geom))
+    fn((grid(y.size),), (256,), (ptr(x), ptr(y), ptr(idx), *geom))
     return y, idx
 
 
@@ -135,5 +135,5 @@ def max_pool_grad(g, idx, x_shape, k, s, p, d):
     gx = empty_4d(tuple(x_shape), g.dtype, cl)
     geom = _geom(x_shape, idx.shape[2:], k, s, p, d, cl)
     fn = function("pool", _SOURCE, g.dtype, "maxpool_bwd")
-    fn((grid(gx.size),), (256,), (raw(ga), idx, raw(gx), *geom))
+    fn((grid(gx.size),), (256,), (ptr(ga), ptr(idx), ptr(gx), *geom))
     return gx

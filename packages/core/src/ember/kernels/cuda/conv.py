@@ -33,12 +33,9 @@ def _dense(a, nhwc: bool):
 
 
 def _empty(shape, dtype, nhwc: bool):
-    import cupy
+    from .compile import empty_4d
 
-    if nhwc:
-        n, c, h, w = shape
-        return cupy.empty((n, h, w, c), dtype).transpose(0, 3, 1, 2)
-    return cupy.empty(shape, dtype)
+    return empty_4d(shape, dtype, nhwc)
 
 
 def _usable(*arrays) -> bool:

@@ -5,6 +5,7 @@ float32 <-> 16-bit casts and same-shape sums; ReLU, casts and sums four values p
 
 from __future__ import annotations
 
+import ml_dtypes
 import numpy as np
 
 from .compile import empty_as, function, grid, ptr, storage_order
@@ -131,7 +132,9 @@ extern "C" __global__ void relu_bwd4_f32(const float4* __restrict__ g,
 """
 
 
-_HALF = ("bfloat16", "float16")
+_F32 = np.dtype(np.float32)
+_HALF = frozenset((np.dtype(ml_dtypes.bfloat16), np.dtype(np.float16)))  # dtypes, not names:
+_VEC4 = _HALF | {_F32}  # ml_dtypes' ``dtype.name`` runs Python code in NumPy on every call
 
 
 def _fn(name, dtype):
@@ -146,9 +149,9 @@ def _launch(name, ins, out) -> None:
     if not n:
         return
     arrays = [ptr(a) for a in (*ins, out)]
-    dt = out.dtype.name
-    if dt in ("float32", *_HALF) and n % 4 == 0 and all(int(a) % 16 == 0 for a in arrays):
-        name += "4_f32" if dt == "float32" else "4_half"
+    dt = out.dtype
+    if dt in _VEC4 and n % 4 == 0 and all(int(a) % 16 == 0 for a in arrays):
+        name += "4_f32" if dt == _F32 else "4_half"
         n //= 4
     _fn(name, out.dtype)((grid(n),), (256,), (*arrays, np.int64(n)))
 
@@ -201,14 +204,14 @@ def cast(x, dtype):
     """``x.astype(dtype)`` between float32 and bfloat16/float16 in one vectorized launch (the
     result in ``x``'s layout), or None where this kernel does not apply (other dtypes, a
     non-dense or unaligned ``x``, a size not a multiple of 4)."""
-    src, dst = x.dtype.name, np.dtype(dtype).name
-    if {src, dst} not in ({"float32", "bfloat16"}, {"float32", "float16"}):
+    src, dst = x.dtype, np.dtype(dtype)
+    if not ((src == _F32 and dst in _HALF) or (dst == _F32 and src in _HALF)):
         return None
     if not _vec4_ok(x):
         return None
     y = empty_as(x, dtype)
     n4 = x.size // 4
-    name, dt = ("f32_to_half", np.dtype(dtype)) if src == "float32" else ("half_to_f32", x.dtype)
+    name, dt = ("f32_to_half", dst) if src == _F32 else ("half_to_f32", src)
     _fn(name, dt)((grid(n4),), (256,), (ptr(x), ptr(y), np.int64(n4)))
     return y
 
@@ -217,12 +220,12 @@ def add(a, b):
     """``a + b`` for two same-shape, same-dtype arrays stored in one dense layout (float32,
     bfloat16, float16; 16-byte aligned, size a multiple of 4) in one vectorized launch, or
     None."""
-    if a.dtype != b.dtype or a.shape != b.shape or a.dtype.name not in ("float32", *_HALF):
+    if a.dtype != b.dtype or a.shape != b.shape or a.dtype not in _VEC4:
         return None
     if not _vec4_ok(a, b):
         return None
     y = empty_as(a)
     n4 = a.size // 4
     args = (ptr(a), ptr(b), ptr(y), np.int64(n4))
-    _fn("add4_f32" if a.dtype == np.float32 else "add4_half", a.dtype)((grid(n4),), (256,), args)
+    _fn("add4_f32" if a.dtype == _F32 else "add4_half", a.dtype)((grid(n4),), (256,), args)
     return y

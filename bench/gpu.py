@@ -6,8 +6,10 @@ the cost of one tiny op. Throughput ratios are ember / PyTorch (higher is better
 
 PyTorch runs as its users run it for speed: cudnn.benchmark on, bf16 in channels_last; ember
 runs the same code (channels_last in bf16, NCHW otherwise), and the last row keeps ember's
-bf16 model NCHW beside PyTorch's channels-last one. Each section is isolated: an error is
-reported in its row and the rest still run. Results go to ``--out``
+bf16 model NCHW beside PyTorch's channels-last one. Each section runs in a fresh Python
+process (``--one-process`` runs them all in this one: an H100 run measured GPT-2 bf16 at 0.68
+there, after ResNet-50, against 0.88 alone), and an error is reported in its row while the
+rest still run. Results go to ``--out``
 (JSON) and a Markdown table on stdout.
 """
 
@@ -232,60 +234,95 @@ def _run(fn, lib, mode, batch, warmup, iters):
         return None, f"{type(exc).__name__}: {str(exc)[:200]}"
 
 
+def _section_row(args, section) -> dict:
+    """Run one section with both libraries in this process; its row (printed as JSON)."""
+    name, fn, mode, batch, warmup, iters = section
+    if args.quick:
+        batch, warmup, iters = max(1, batch // 8), 1, 2
+        DEVICE["seq"] = 128
+    row = {"name": name, "mode": mode}
+    DEVICE["profile"] = mode in set(args.profile.split(",")) and fn is not launch
+    DEVICE["host_profile"] = mode in set(args.host_profile.split(",")) and fn is not launch
+    DEVICE["label"] = name
+    scale = 1e3 if fn is not launch else 1e-3  # ms per step, or us per op
+    for lib in _libs()[::-1]:  # PyTorch first
+        res, err = _run(fn, lib, mode, batch, warmup, iters)
+        tag = lib.__name__
+        row[tag] = None if res is None else res[0]
+        row[tag + "_step_ms"] = None if res is None else res[1] * scale
+        row[tag + "_host_ms"] = None if res is None else res[2] * scale
+        alone = DEVICE.get("alone", {}).pop(tag, None)
+        if res is not None and alone is not None and fn is not launch:
+            row[tag + "_host_alone_ms"] = alone * 1e3
+        if err:
+            row[tag + "_error"] = err
+    if row["ember"] and row["torch"]:
+        row["ratio"] = row["ember"] / row["torch"]
+    from ember.kernels.cuda import cudnn_graphs
+
+    row["cudnn_refused"] = [
+        f"{str(k)[:160]} -> {w[:200]}" for k, w in cudnn_graphs.refusals().items()
+    ]
+    print(json.dumps(row), flush=True)
+    return row
+
+
+def _in_child(args, index: int, name: str) -> dict:
+    """Section ``index`` in a fresh Python process (this script with ``--section``): no
+    state left by an earlier section (memory pools, caches, collector generations) reaches
+    it. The child's output streams through; its row comes back in a JSON file."""
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "row.json")
+        cmd = [sys.executable, os.path.abspath(__file__), "--section", str(index), "--out", out]
+        cmd += ["--profile", args.profile, "--host-profile", args.host_profile]
+        cmd += ["--device", args.device] + (["--quick"] if args.quick else [])
+        rc = subprocess.run(cmd, check=False).returncode
+        if os.path.exists(out):
+            with open(out) as f:
+                return json.load(f)
+    return {"name": name, "mode": "", "ember": None, "torch": None, "error": f"exit {rc}"}
+
+
 def main(argv=None):
-    """Run the sections (all, or ``--only``), print each row as JSON and a table at the end."""
+    """Run the sections (all, or ``--only``), each in a fresh process unless ``--one-process``,
+    print each row as JSON and a table at the end."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small batches, few steps (smoke test)")
     ap.add_argument("--only", default="", help="comma list of resnet50, gpt2, launch")
     ap.add_argument("--profile", default="", help="comma list of modes to profile (bf16,tf32)")
     ap.add_argument("--host-profile", default="", help="modes whose ember steps to cProfile")
     ap.add_argument("--device", default="cuda", help="cuda (cpu: smoke test only)")
+    ap.add_argument("--one-process", action="store_true", help="every section in this process")
+    ap.add_argument("--section", type=int, default=None, help=argparse.SUPPRESS)  # a child
     ap.add_argument("--out", default=os.environ.get("OUT", "bench/results") + "/gpu.json")
     args = ap.parse_args(argv)
-    ember, torch = _libs()
     DEVICE["name"] = args.device
+    if args.section is not None:  # a child: one section, its row to --out
+        row = _section_row(args, SECTIONS[args.section])
+        with open(args.out, "w") as f:
+            json.dump(row, f)
+        return
+    ember, torch = _libs()
     only = {s for s in args.only.split(",") if s}
     rows = []
     card = torch.cuda.get_device_name() if args.device == "cuda" else "cpu"
     print(f"card: {card}  torch {torch.__version__}", flush=True)
-    for name, fn, mode, batch, warmup, iters in SECTIONS:
-        if only and fn.__name__ not in only:
+    for i, section in enumerate(SECTIONS):
+        if only and section[1].__name__ not in only:
             continue
-        if args.quick:
-            batch, warmup, iters = max(1, batch // 8), 1, 2
-            DEVICE["seq"] = 128
-        row = {"name": name, "mode": mode}
-        DEVICE["profile"] = mode in set(args.profile.split(",")) and fn is not launch
-        DEVICE["host_profile"] = mode in set(args.host_profile.split(",")) and fn is not launch
-        DEVICE["label"] = name
-        for lib in (torch, ember):
-            res, err = _run(fn, lib, mode, batch, warmup, iters)
-            tag = lib.__name__
-            row[tag] = None if res is None else res[0]
-            row[tag + "_step_ms"] = (
-                None if res is None else res[1] * (1e3 if fn is not launch else 1e-3)
-            )
-            row[tag + "_host_ms"] = (
-                None if res is None else res[2] * (1e3 if fn is not launch else 1e-3)
-            )
-            alone = DEVICE.get("alone", {}).pop(tag, None)
-            if res is not None and alone is not None and fn is not launch:
-                row[tag + "_host_alone_ms"] = alone * 1e3
-            if err:
-                row[tag + "_error"] = err
-        if row["ember"] and row["torch"]:
-            row["ratio"] = row["ember"] / row["torch"]
-        rows.append(row)
-        print(json.dumps(row), flush=True)
+        rows.append(
+            _section_row(args, section) if args.one_process else _in_child(args, i, section[0])
+        )
         os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
         with open(args.out, "w") as f:
-            json.dump({"card": card, "rows": rows}, f, indent=1)
-    from ember.kernels.cuda import cudnn_graphs
-
-    refused = cudnn_graphs.refusals()
+            json.dump({"card": card, "one_process": args.one_process, "rows": rows}, f, indent=1)
+    refused = [r for row in rows for r in row.get("cudnn_refused", [])]
     print(f"cuDNN graphs refused: {len(refused)}")
-    for key, why in list(refused.items())[:5]:
-        print(f"  {str(key)[:160]} -> {why[:200]}")
+    for line in refused[:5]:
+        print(f"  {line}")
     print("\n| benchmark | ember | torch | ember/torch | target |")
     print("|---|---:|---:|---:|---:|")
     for r in rows:

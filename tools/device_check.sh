@@ -26,8 +26,3 @@ awk '/^\[host profile .* ember\]/{on=1; n=0; print; next} /^[\[{]/{on=0} on && n
     "$OUT/bench.log" | cut -c1-150
 grep -E "Error" "$OUT/bench.log" | grep -v "^{" | head -8
 sed -n '/^cuDNN graphs refused/,$p' "$OUT/bench.log"
-if [ -n "${SEPARATE:-}" ]; then  # one section again in a fresh process: does order matter?
-    timeout 120 python3 bench/gpu.py --only "$SEPARATE" --out "$OUT/gpu_separate.json" \
-        > "$OUT/bench_separate.log" 2>&1
-    echo "--only $SEPARATE, fresh process:"; sed -n '/^| benchmark/,$p' "$OUT/bench_separate.log"
-fi

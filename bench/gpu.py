@@ -7,9 +7,11 @@ the cost of one tiny op. Throughput ratios are ember / PyTorch (higher is better
 PyTorch runs as its users run it for speed: cudnn.benchmark on, bf16 in channels_last; ember
 runs the same code (channels_last in bf16, NCHW otherwise), and the last row keeps ember's
 bf16 model NCHW beside PyTorch's channels-last one. Each section runs in a fresh Python
-process (``--one-process`` runs them all in this one: an H100 run measured GPT-2 bf16 at 0.68
-there, after ResNet-50, against 0.88 alone), and an error is reported in its row while the
-rest still run. Results go to ``--out``
+process, and profiles (``--profile``, ``--host-profile``) run in processes of their own after
+the timed one (``--one-process`` runs everything in this one, profiles right after each
+timing: a CUPTI profile of PyTorch's step slowed ember's GPT-2 bf16 steps that followed in
+the same process, 0.88 -> 0.70 of PyTorch on an H100). An error is reported in its row while
+the rest still run. Results go to ``--out``
 (JSON) and a Markdown table on stdout.
 """
 
@@ -267,17 +269,21 @@ def _section_row(args, section) -> dict:
     return row
 
 
-def _in_child(args, index: int, name: str) -> dict:
+def _in_child(args, index: int, name: str, profile: bool = False) -> dict:
     """Section ``index`` in a fresh Python process (this script with ``--section``): no
-    state left by an earlier section (memory pools, caches, collector generations) reaches
-    it. The child's output streams through; its row comes back in a JSON file."""
+    state left by an earlier section (memory pools, caches, the profiler) reaches it. The
+    child's output streams through; its row comes back in a JSON file. Timing children run
+    without profilers; ``profile`` runs a second child that profiles (its row is not used:
+    an H100 run measured ember's GPT-2 bf16 at 0.70 of PyTorch after PyTorch's profiled step
+    in the same process, and 0.88 without it)."""
     import subprocess
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "row.json")
         cmd = [sys.executable, os.path.abspath(__file__), "--section", str(index), "--out", out]
-        cmd += ["--profile", args.profile, "--host-profile", args.host_profile]
+        if profile:
+            cmd += ["--profile", args.profile, "--host-profile", args.host_profile]
         cmd += ["--device", args.device] + (["--quick"] if args.quick else [])
         rc = subprocess.run(cmd, check=False).returncode
         if os.path.exists(out):
@@ -313,9 +319,13 @@ def main(argv=None):
     for i, section in enumerate(SECTIONS):
         if only and section[1].__name__ not in only:
             continue
-        rows.append(
-            _section_row(args, section) if args.one_process else _in_child(args, i, section[0])
-        )
+        if args.one_process:
+            rows.append(_section_row(args, section))
+        else:
+            rows.append(_in_child(args, i, section[0]))
+            modes = set(args.profile.split(",")) | set(args.host_profile.split(","))
+            if section[2] in modes and section[1] is not launch:
+                _in_child(args, i, section[0], profile=True)
         os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
         with open(args.out, "w") as f:
             json.dump({"card": card, "one_process": args.one_process, "rows": rows}, f, indent=1)

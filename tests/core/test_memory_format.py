@@ -74,3 +74,17 @@ def test_channels_last_weights_save_and_load(tmp_path, suffix):
     fresh = nn.Conv2d(3, 4, 3)
     fresh.load_state_dict(ember.load(tmp_path / f"w{suffix}"))
     np.testing.assert_array_equal(fresh.weight.detach().numpy(), m.weight.detach().numpy())
+
+
+def test_leaf_gradients_take_the_leaf_layout():
+    """As PyTorch's gradient layout contract: a gradient that reaches a leaf as a view is
+    copied into the leaf's own layout (channels last stays channels last, C stays C)."""
+    xn = np.random.default_rng(4).standard_normal((2, 3, 4, 5))
+    x = ember.tensor(xn).contiguous(memory_format=ember.channels_last).requires_grad_(True)
+    (x.transpose(1, 2) * 2.0).sum().backward()  # transpose's backward hands back a view
+    assert x.grad.is_contiguous(memory_format=ember.channels_last)
+    np.testing.assert_array_equal(x.grad.numpy(), np.full(xn.shape, 2.0))
+    w = ember.tensor(xn[0, 0], requires_grad=True)  # (4, 5), C-contiguous
+    (w.t() * ember.tensor(np.arange(20.0).reshape(5, 4))).sum().backward()
+    assert w.grad.is_contiguous()
+    np.testing.assert_array_equal(w.grad.numpy(), np.arange(20.0).reshape(5, 4).T)

@@ -247,7 +247,7 @@ def _pre_hooks(node, grads, create, shared):
             g = grads[nr]
             if g is not None:
                 g = g if create else g.detach()
-                t.grad = _own(g, shared) if t.grad is None else t.grad + g
+                t.grad = _own(g, shared, t) if t.grad is None else t.grad + g
     return grads
 
 
@@ -296,12 +296,19 @@ def _check_nan(node, grads):
                 )
 
 
-def _own(g, shared):
+def _own(g, shared, t=None):
     """A gradient safe to store in ``.grad``: not a view, not shared with another leaf. A copy
-    keeps the gradient's memory layout (a channels-last gradient stays channels last)."""
+    takes the layout of the tensor ``t`` it is for, as PyTorch's gradient layout contract
+    (a channels-last weight gets a channels-last gradient), else the gradient's own."""
     d = g._data
     if id(d) in shared or d.base is not None or not getattr(d.flags, "writeable", True):
-        g = _make(d.copy(order="K")) if g.grad_fn is None else g + 0
+        if g.grad_fn is None:
+            like = t._data if t is not None and t._data.shape == d.shape else d
+            out = array_module(d).empty_like(like, dtype=d.dtype)  # order "K": like's strides
+            out[...] = d
+            g = _make(out)
+        else:
+            g = g + 0
     shared.add(id(g._data))
     return g
 
@@ -337,7 +344,7 @@ def _deliver(t, g, create, shared, cap_leaf, captured, only):
         if g.grad_fn is not None:
             g = g.detach()
         if t.grad is None:
-            t.grad = _own(g, shared)
+            t.grad = _own(g, shared, t)
         else:
             cur = t.grad
             if cur.grad_fn is None and getattr(cur._data.flags, "writeable", 1) and not cur._rg:

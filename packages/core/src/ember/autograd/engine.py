@@ -3,6 +3,8 @@ gradients that reach each node before running its backward, and accumulating int
 
 from __future__ import annotations
 
+import numpy as np
+
 from .._tensor import Tensor, _make
 from ..backend.device import array_module
 from .grad_mode import STATE
@@ -304,7 +306,12 @@ def _own(g, shared, t=None):
     if id(d) in shared or d.base is not None or not getattr(d.flags, "writeable", True):
         if g.grad_fn is None:
             like = t._data if t is not None and t._data.shape == d.shape else d
-            out = array_module(d).empty_like(like, dtype=d.dtype)  # order "K": like's strides
+            if isinstance(d, np.ndarray):
+                out = np.empty_like(like, dtype=d.dtype)  # order "K": like's strides
+            else:  # C-contiguous or channels last, allocated as the CUDA kernels do
+                from ..kernels.cuda.compile import empty_as
+
+                out = empty_as(like, d.dtype)
             out[...] = d
             g = _make(out)
         else:

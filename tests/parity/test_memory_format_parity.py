@@ -25,3 +25,15 @@ def test_strides_and_contiguity_match_torch(shape, fmt):
             memory_format=getattr(torch, f)
         )
     np.testing.assert_array_equal(e.numpy(), t.numpy())
+
+
+@pytest.mark.parametrize("fmt", ["contiguous_format", "channels_last"])
+def test_leaf_gradient_strides_follow_the_leaf_as_in_torch(fmt):
+    """A gradient that reaches the leaf as a transposed view is stored in the leaf's layout."""
+    a = np.random.default_rng(1).standard_normal((2, 3, 4, 5)).astype(np.float32)
+    e = ember.tensor(a).contiguous(memory_format=getattr(ember, fmt)).requires_grad_(True)
+    t = torch.tensor(a).contiguous(memory_format=getattr(torch, fmt)).requires_grad_(True)
+    for x, lib in ((e, ember), (t, torch)):
+        (x.transpose(1, 2) * lib.tensor(3.0)).sum().backward()
+    assert e.grad.stride() == t.grad.stride()
+    np.testing.assert_array_equal(e.grad.numpy(), t.grad.numpy())

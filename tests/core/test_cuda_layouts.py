@@ -12,6 +12,13 @@ import pytest
 from ember.kernels.cuda import compile as cc
 
 
+class CupyLike(np.ndarray):
+    """A NumPy array whose type claims CuPy's module, for the checks that look at it."""
+
+
+CupyLike.__module__ = "cupy._core.core"
+
+
 def nhwc(shape, dtype=np.float32):
     n, c, h, w = shape
     return np.zeros((n, h, w, c), dtype).transpose(0, 3, 1, 2)
@@ -91,13 +98,9 @@ def test_as_layout_copies_only_when_the_layout_or_dtype_differs(fake_cupy):
     np.testing.assert_array_equal(cc.as_layout(view, like), np.ones((2, 3, 4, 5)))
 
 
-def test_dense_kernels_accept_one_shared_layout_only(monkeypatch):
+def test_dense_kernels_accept_one_shared_layout_only():
     """``usable_dense`` takes CuPy arrays only; NumPy arrays dressed as CuPy's stand in."""
-
-    class Fake(np.ndarray):
-        pass
-
-    Fake.__module__ = "cupy._core.core"
+    Fake = CupyLike
     a = nhwc((2, 3, 4, 5)).view(Fake)
     b = nhwc((2, 3, 4, 5)).view(Fake)
     c = np.zeros((2, 3, 4, 5), np.float32).view(Fake)
@@ -106,3 +109,23 @@ def test_dense_kernels_accept_one_shared_layout_only(monkeypatch):
     assert not cc.usable_dense(a, b.astype(np.float64).view(Fake))
     assert not cc.usable_dense(a[:, :, :, ::2])
     assert not cc.usable_dense(nhwc((2, 3, 4, 5)))  # a NumPy array
+
+
+def test_as_layout_never_returns_a_non_dense_view(fake_cupy):
+    view = np.broadcast_to(np.ones((1, 3, 1, 1)), (2, 3, 4, 5))
+    out = cc.as_layout(view, view)  # equal strides, but not dense memory
+    assert out is not view and out.flags.c_contiguous
+
+
+def test_multi_tensor_check_pairs_layouts_per_parameter():
+    from ember.kernels.cuda import optim as cuda_optim
+
+    p_cl, g_cl = nhwc((4, 3, 2, 2)).view(CupyLike), nhwc((4, 3, 2, 2)).view(CupyLike)
+    g_c = np.zeros((4, 3, 2, 2), np.float32).view(CupyLike)
+    assert cuda_optim.multi_usable([p_cl], [g_cl])
+    assert not cuda_optim.multi_usable([p_cl], [g_c])  # one layout per parameter
+    row = np.zeros((1, 5), np.float32).view(CupyLike)
+    row_g = np.lib.stride_tricks.as_strided(np.zeros(5, np.float32), (1, 5), (4, 4))
+    assert row.strides != row_g.strides  # a size-1 dim's stride says nothing
+    assert cuda_optim.multi_usable([row], [row_g.view(CupyLike)])
+    assert not cuda_optim.multi_usable([row], [row.astype(np.float64).view(CupyLike)])

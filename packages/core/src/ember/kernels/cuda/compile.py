@@ -217,11 +217,17 @@ def empty_4d(shape, dtype, channels_last: bool):
 
 
 def as_layout(a, like, dtype=None):
-    """``a`` (of ``like``'s shape) stored in ``like``'s layout and ``dtype``: itself when it
-    already is, else a copy."""
+    """``a`` (of ``like``'s shape) stored densely in ``like``'s layout and ``dtype``: itself
+    when it already is, else a copy."""
     dt = a.dtype if dtype is None else np.dtype(dtype)
-    if a.dtype == dt and storage_order(a) == storage_order(like):
-        return a
+    if a.dtype == dt and a.shape == like.shape:
+        if a.itemsize == like.itemsize and a.strides == like.strides:  # the common case
+            if a.flags.c_contiguous or storage_order(a) is not None:
+                return a
+        else:
+            order = storage_order(a)
+            if order is not None and order == storage_order(like):
+                return a
     out = empty_as(like, dt)
     out[...] = a
     return out
@@ -239,10 +245,12 @@ def usable_dense(*arrays) -> bool:
     order = storage_order(first)
     if order is None:
         return False
-    for a in arrays[1:]:
+    for a in arrays[1:]:  # one dtype: equal strides are one layout (size-1 dims may differ)
         if not type(a).__module__.startswith("cupy") or a.dtype != first.dtype:
             return False
-        if a.shape != first.shape or storage_order(a) != order:
+        if a.shape != first.shape:
+            return False
+        if a.strides != first.strides and storage_order(a) != order:
             return False
     return True
 

@@ -106,11 +106,12 @@ def multi_usable(*groups) -> bool:
         order = storage_order(p) if type(p).__module__.startswith("cupy") else None
         if order is None:
             return False
-        for grp in groups:
+        shape, strides = p.shape, p.strides
+        for grp in groups:  # one dtype: equal strides are one layout (size-1 dims may differ)
             a = grp[i]
             if not type(a).__module__.startswith("cupy") or a.dtype != dt or not a.size:
                 return False
-            if a.shape != p.shape or storage_order(a) != order:
+            if a.shape != shape or (a.strides != strides and storage_order(a) != order):
                 return False
     return True
 

@@ -203,3 +203,27 @@ def test_conv_net_trains_channels_last_like_nchw_with_fused_kernels(monkeypatch)
     assert abs(loss_l - loss_c) < 1e-5 * max(1.0, abs(loss_c))
     for a, b in zip(grads_l, grads_c):
         assert rel(a, b) < 1e-4
+
+
+@pytest.mark.parametrize("fmt", ["contiguous_format", "channels_last"])
+def test_batch_norm_running_statistics_update_in_the_statistics_launch(fmt, monkeypatch):
+    """Training-mode BatchNorm2d on CUDA: running mean and variance as on the CPU after two
+    steps, updated by the statistics kernel itself (no separate launch), versions bumped."""
+    from ember.kernels.cuda import batchnorm
+
+    monkeypatch.setattr(
+        batchnorm, "update_running", lambda *a, **k: pytest.fail("a separate running update")
+    )
+    xn = np.random.default_rng(9).standard_normal((4, 6, 5, 5)) * 3 + 2
+    out = []
+    for device in ("cpu", "cuda"):
+        bn = nn.BatchNorm2d(6, momentum=0.3).to(device)
+        x = ember.tensor(xn, dtype=ember.float32, device=device)
+        x = x.contiguous(memory_format=getattr(ember, fmt))
+        before = bn.running_mean._version
+        for _ in range(2):
+            bn(x)
+        assert bn.running_mean._version == before + 2
+        out.append([bn.running_mean.cpu().numpy(), bn.running_var.cpu().numpy()])
+    for a, b in zip(*out):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

@@ -182,13 +182,18 @@ def test_batch_norm_forward_and_backward_pipelines(build, channels_last):
     s, parts = sums(xm, None, None)
     stats = np.zeros((5, c), np.float32)  # mean, var, rstd, scale, bias
     length = 1 if channels_last else h * w
+    rm, rv = R.standard_normal(c).astype(np.float32), R.random(c).astype(np.float32)
+    want_rm, want_rv = rm.astype(np.float64), rv.astype(np.float64)
     args = [ptr(xm), ptr(s[0]), ptr(s[1]), I32(parts), ptr(wf), ptr(bf)]
     args += [ptr(stats[i]) for i in range(5)] + [I32(c), I64(length), I64(m), F64(1e-5)]
+    args += [ptr(rm), ptr(rv), F64(0.1), F64(m / (m - 1))]  # the running statistics, too
     launch(lib, "bn_stats", -(-c // 4), 128, args)
     y = back(affine(xm, None, stats[3], None, stats[4]))
     want_y, mu, var, want_gx, want_gw, want_gb = _bn_reference(x64, g64, w64, b64, 1e-5)
     np.testing.assert_allclose(stats[0], mu, rtol=1e-5)
     np.testing.assert_allclose(stats[1], var, rtol=1e-4)
+    np.testing.assert_allclose(rm, 0.9 * want_rm + 0.1 * mu, rtol=1e-5)
+    np.testing.assert_allclose(rv, 0.9 * want_rv + 0.1 * var * m / (m - 1), rtol=1e-4)
     np.testing.assert_allclose(y, want_y, rtol=1e-4, atol=1e-4)
 
     s, parts = sums(gm, xm, stats[0])  # sum g, sum g * (x - mean)

@@ -54,6 +54,23 @@ def _update_running(running, batch_stat, momentum) -> None:
         running.copy_(new)
 
 
+def _running_in_kernel(running_mean, running_var, input, momentum, n):
+    """(running_mean, running_var, momentum, n) as arrays for the CUDA batch-norm kernel to
+    update in its statistics launch; None off CUDA, without running statistics, or for
+    buffers it cannot write (then the update runs on its own)."""
+    if isinstance(input._data, np.ndarray) or momentum is None:
+        return None
+    if running_mean is None and running_var is None:
+        return None
+    from ..kernels.cuda import batchnorm as cuda_bn
+
+    rm = None if running_mean is None else running_mean._data
+    rv = None if running_var is None else running_var._data
+    if not (cuda_bn.running_ok(rm, input._data) and cuda_bn.running_ok(rv, input._data)):
+        return None
+    return rm, rv, float(momentum), n
+
+
 def _running_on_device(running_mean, running_var, mu, var, momentum, n) -> bool:
     """Update both running statistics in one CUDA launch (in place, versions bumped, as
     ``copy_`` would); False, with nothing changed, off CUDA or for unusual buffers."""
@@ -100,7 +117,13 @@ def batch_norm(
                 f"{list(input.shape)}"
             )
         if _bn.fused_available(input):
-            out, mu, var = _bn.batch_norm_train(input, weight, bias, eps)
+            fold = _running_in_kernel(running_mean, running_var, input, momentum, n)
+            out, mu, var = _bn.batch_norm_train(input, weight, bias, eps, running=fold)
+            if fold is not None:
+                for t in (running_mean, running_var):
+                    if t is not None:
+                        t._vbox[0] += 1  # updated in place, as copy_ would count it
+                return out
             if _running_on_device(running_mean, running_var, mu, var, momentum, n):
                 return out
         else:

@@ -18,8 +18,11 @@ class BatchNormTrain(Primitive):
     statistics (mean, biased var) are appended to ``stats`` for the running update."""
 
     @staticmethod
-    def forward(ctx, x, w, b, eps, stats):
-        y, mean, var, rstd = _kernels(x).batch_norm_train(x, w, b, eps)
+    def forward(ctx, x, w, b, eps, stats, running=None):
+        if running is None:
+            y, mean, var, rstd = _kernels(x).batch_norm_train(x, w, b, eps)
+        else:  # CUDA: the running statistics update in the statistics' own launch
+            y, mean, var, rstd = _kernels(x).batch_norm_train(x, w, b, eps, running=running)
         stats.extend((mean, var))
         if ctx._rec:
             ctx.eps, ctx.mean, ctx.rstd = eps, mean, rstd
@@ -83,8 +86,10 @@ def fused_available(x) -> bool:
     return cc.usable_dense(a) and batchnorm.batch_norm_usable(a)
 
 
-def batch_norm_train(x, w, b, eps):
-    """Returns (output, batch mean array (C,), biased batch var array (C,))."""
+def batch_norm_train(x, w, b, eps, running=None):
+    """Returns (output, batch mean array (C,), biased batch var array (C,)). ``running``
+    (CUDA only): (running_mean, running_var, momentum, n) arrays the kernel updates in place
+    (see kernels/cuda/batchnorm.py)."""
     stats = []
-    out = BatchNormTrain.apply(x, w, b, eps=eps, stats=stats)
+    out = BatchNormTrain.apply(x, w, b, eps=eps, stats=stats, running=running)
     return out, stats[0], stats[1]

@@ -99,11 +99,13 @@ extern "C" __global__ void chan_sums_cl(const T* __restrict__ a, const T* __rest
 }
 
 // One warp per channel: batch statistics from the partial sums, and the scale and shift
-// that normalize: y = x * scale + bias. w and b are optional (A-typed) affine parameters.
+// that normalize: y = x * scale + bias. w and b are optional (A-typed) affine parameters;
+// rmean and rvar, when given, are updated in place like bn_running below.
 extern "C" __global__ void bn_stats(const T* __restrict__ x, const A* __restrict__ s1,
     const A* __restrict__ s2, int parts, const A* __restrict__ w, const A* __restrict__ b,
     A* __restrict__ mean, A* __restrict__ var, A* __restrict__ rstd, A* __restrict__ scale,
-    A* __restrict__ bias, int c, long long l, long long m, double eps) {
+    A* __restrict__ bias, int c, long long l, long long m, double eps, A* __restrict__ rmean,
+    A* __restrict__ rvar, double momentum, double unbias) {
   int ch = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5), lane = threadIdx.x & 31;
   if (ch >= c) return;  // the whole warp: ch is the same on its 32 lanes
   A t1 = 0, t2 = 0;
@@ -118,6 +120,9 @@ extern "C" __global__ void bn_stats(const T* __restrict__ x, const A* __restrict
   A sc = w ? rs * w[ch] : rs;
   mean[ch] = mu; var[ch] = v; rstd[ch] = rs; scale[ch] = sc;
   bias[ch] = (b ? b[ch] : (A)0) - mu * sc;
+  // the running statistics (optional), as bn_running updates them
+  if (rmean) rmean[ch] = (A)(1.0 - momentum) * rmean[ch] + (A)momentum * mu;
+  if (rvar) rvar[ch] = (A)(1.0 - momentum) * rvar[ch] + (A)(momentum * unbias) * v;
 }
 
 // One warp per channel: from sg = sum g and sgx = sum g * (x - mean), the parameter
@@ -250,14 +255,17 @@ def _per_channel(a, acc):
     return null() if a is None else a.astype(acc, copy=False)
 
 
-def batch_norm_train(x, w, b, eps):
+def batch_norm_train(x, w, b, eps, running=None):
     """(y, mean, biased var, rstd) as the CPU kernel returns them; statistics are (C,) arrays
     in the accumulation dtype. Three launches: partial sums, per-channel statistics, and the
-    normalizing pass."""
+    normalizing pass. ``running``, when given, is (running_mean, running_var, momentum, n)
+    with arrays that ``running_ok`` accepts (either may be None): they are updated in place
+    in the statistics' launch, the variance unbiased by n / (n - 1)."""
     import cupy
 
     c = x.shape[1]
     acc = acc_dtype(x.dtype)
+    rm, rv, momentum, n = (None, None, 0.0, 2) if running is None else running
     s1, s2, parts = _chan_sums(x, None, None)
     mean, var, rstd, scale, bias = cupy.empty((5, c), acc)  # one allocation
     _fn("bn_stats", x.dtype)(
@@ -279,10 +287,25 @@ def batch_norm_train(x, w, b, eps):
             np.int64(1 if _channels_last(x) else x.size // max(1, x.shape[0] * c)),
             np.int64(x.size // c),
             np.float64(eps),
+            null() if rm is None else rm,
+            null() if rv is None else rv,
+            np.float64(momentum),
+            np.float64(n / (n - 1)),
         ),
     )
     y = _chan_affine(x, None, scale, None, bias)
     return y, mean, var, rstd
+
+
+def running_ok(running, x) -> bool:
+    """Whether ``batch_norm_train`` can update ``running`` (None, or a contiguous CuPy array
+    of the accumulation dtype with one value per channel of ``x``) in place."""
+    return running is None or (
+        type(running).__module__.startswith("cupy")
+        and running.dtype == acc_dtype(x.dtype)
+        and running.flags.c_contiguous
+        and running.size == x.shape[1]
+    )
 
 
 def running_usable(running, stat) -> bool:
@@ -323,7 +346,8 @@ def batch_norm_train_grad(g, x, mean, rstd, w, need_x, need_w, need_b):
     c = x.shape[1]
     acc = mean.dtype
     s1, s2, parts = _chan_sums(g, x, mean)  # sum g, sum g * (x - mean)
-    gw, gb, k1, k2, k3 = cupy.empty((5, c), acc)
+    gw, gb = cupy.empty(c, acc), cupy.empty(c, acc)  # arrays of their own: .grad keeps them
+    k1, k2, k3 = cupy.empty((3, c), acc)  # as they are (rows of one array would be copied)
     _fn("bn_grad_coeffs", g.dtype)(
         (-(-c // 4),),
         (128,),

@@ -7,14 +7,13 @@ float64 NumPy where no GPU is lent; the @gpu tests run them for real. Needs g++.
 
 import ctypes
 import shutil
-import subprocess
 import threading
 
 import numpy as np
 import pytest
+from cuda_emulation import F64, I32, I64, builder
 
 from ember.kernels.cuda import batchnorm, rowwise
-from ember.kernels.cuda import compile as cc
 
 pytestmark = pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++")
 
@@ -67,28 +66,12 @@ extern "C" void set_block(unsigned bx, unsigned by, unsigned tx, unsigned ty, un
 }
 extern "C" void set_thread(unsigned tx, unsigned ty) { threadIdx = {tx, ty, 0}; }
 """
-I64, I32, F64 = ctypes.c_longlong, ctypes.c_int, ctypes.c_double
 R = np.random.default_rng(21)
 
 
 @pytest.fixture(scope="module")
 def build(tmp_path_factory):
-    root = tmp_path_factory.mktemp("coop")
-    cache = {}
-
-    def get(source, dtype):
-        key = (id(source), dtype)
-        if key not in cache:
-            code = SHIM + cc._PRELUDE[dtype] + cc._BLOCK_REDUCE + source + LAUNCH
-            cpp = root / f"k{len(cache)}.cpp"
-            cpp.write_text(code.replace('extern "C" __global__ void', 'extern "C" void'))
-            so = cpp.with_suffix(".so")
-            cmd = ["g++", "-O1", "-shared", "-fPIC", "-pthread", "-o", str(so), str(cpp)]
-            subprocess.run(cmd, check=True)
-            cache[key] = ctypes.CDLL(str(so))
-        return cache[key]
-
-    return get
+    return builder(tmp_path_factory.mktemp("coop"), SHIM, LAUNCH)
 
 
 def launch(lib, name, grid, block, args):

@@ -5,14 +5,13 @@ no GPU is lent; the @gpu tests run them for real. Skipped where no C++ compiler 
 
 import ctypes
 import shutil
-import subprocess
 
 import ml_dtypes
 import numpy as np
 import pytest
+from cuda_emulation import F64, I32, I64, builder
 
 from ember.kernels.cuda import batchnorm, elementwise, rowwise
-from ember.kernels.cuda import compile as cc
 from ember.kernels.cuda import optim as cuda_optim
 
 pytestmark = pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++")
@@ -45,26 +44,11 @@ extern "C" void set_dims(unsigned gx, unsigned gy, unsigned bx) {
 extern "C" void set_ids(unsigned bx, unsigned by, unsigned tx) {
   blockIdx = {bx, by, 0}; threadIdx = {tx, 0, 0}; }
 """
-I64, I32, F64 = ctypes.c_longlong, ctypes.c_int, ctypes.c_double
 
 
 @pytest.fixture(scope="module")
 def build(tmp_path_factory):
-    root = tmp_path_factory.mktemp("kernels")
-    cache = {}
-
-    def get(source, dtype):
-        key = (id(source), dtype)
-        if key not in cache:
-            code = SHIM + cc._PRELUDE[dtype] + cc._BLOCK_REDUCE + source + LAUNCH
-            cpp = root / f"k{len(cache)}.cpp"
-            cpp.write_text(code.replace('extern "C" __global__ void', 'extern "C" void'))
-            so = cpp.with_suffix(".so")
-            subprocess.run(["g++", "-O1", "-shared", "-fPIC", "-o", str(so), str(cpp)], check=True)
-            cache[key] = ctypes.CDLL(str(so))
-        return cache[key]
-
-    return get
+    return builder(tmp_path_factory.mktemp("kernels"), SHIM, LAUNCH)
 
 
 def launch(lib, name, grid, block, args):

@@ -1,106 +1,28 @@
 """ember's CUDA kernels that need their threads to cooperate (block sums in shared memory,
-``__syncthreads``, warp shuffles), run on the CPU: each CUDA thread of a block is an OS
-thread, ``__syncthreads`` a barrier over the block, and ``__shfl_xor_sync`` an exchange
-through one slot per thread between two barriers of the warp. Blocks run one after another.
+``__syncthreads``, warp shuffles), run on the CPU (cuda_emulation.py): each CUDA thread of a
+block is an OS thread, ``__syncthreads`` a barrier over the block, and ``__shfl_xor_sync`` an
+exchange through one slot per thread between two barriers of the warp. Blocks run in turn.
 This checks the reductions of batch norm (both layouts), softmax and layer norm against
 float64 NumPy where no GPU is lent; the @gpu tests run them for real. Needs g++."""
 
 import ctypes
 import shutil
-import threading
 
 import numpy as np
 import pytest
-from cuda_emulation import F64, I32, I64, builder
+from cuda_emulation import COOP_LAUNCH, COOP_SHIM, F64, I32, I64, builder
+from cuda_emulation import run_blocks as launch
 
 from ember.kernels.cuda import batchnorm, rowwise
 
 pytestmark = pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++")
 
-SHIM = r"""
-#include <cmath>
-#include <cstring>
-#include <mutex>
-#include <condition_variable>
-using namespace std;
-#define __global__
-#define __device__
-#define __forceinline__ inline
-#define __restrict__
-#define __shared__ static
-struct dim3_ { unsigned int x, y, z; };
-static dim3_ blockIdx_g, blockDim, gridDim;
-thread_local dim3_ threadIdx;
-#define blockIdx blockIdx_g
-struct Barrier {
-  mutex m; condition_variable cv; int count = 0, need = 1; long gen = 0;
-  void wait() {
-    unique_lock<mutex> l(m);
-    long g = gen;
-    if (++count == need) { count = 0; ++gen; cv.notify_all(); }
-    else cv.wait(l, [&] { return gen != g; });
-  }
-};
-static Barrier block_bar, warp_bar[32];
-static double slot[1024];
-inline float __int_as_float(int i) { float f; memcpy(&f, &i, 4); return f; }
-inline float __uint_as_float(unsigned int i) { float f; memcpy(&f, &i, 4); return f; }
-inline unsigned int __float_as_uint(float f) { unsigned int i; memcpy(&i, &f, 4); return i; }
-inline int flat_tid() { return threadIdx.x + threadIdx.y * blockDim.x; }
-inline void __syncthreads() { block_bar.wait(); }
-template <typename V> V __shfl_xor_sync(unsigned, V v, int o) {
-  int t = flat_tid(), w = t >> 5;
-  slot[t] = (double)v;
-  warp_bar[w].wait();
-  V r = (V)slot[(t & ~31) | ((t & 31) ^ o)];
-  warp_bar[w].wait();
-  return r;
-}
-"""
-LAUNCH = r"""
-extern "C" void set_block(unsigned bx, unsigned by, unsigned tx, unsigned ty, unsigned gx,
-                          unsigned gy) {
-  blockIdx_g = {bx, by, 0}; blockDim = {tx, ty, 1}; gridDim = {gx, gy, 1};
-  block_bar.need = tx * ty;
-  for (int w = 0; w < 32; ++w) warp_bar[w].need = 32;
-}
-extern "C" void set_thread(unsigned tx, unsigned ty) { threadIdx = {tx, ty, 0}; }
-"""
 R = np.random.default_rng(21)
 
 
 @pytest.fixture(scope="module")
 def build(tmp_path_factory):
-    return builder(tmp_path_factory.mktemp("coop"), SHIM, LAUNCH)
-
-
-def launch(lib, name, grid, block, args):
-    """The blocks in turn, run by one OS thread per CUDA thread (ctypes lets go of the GIL
-    during the call, so the threads meet at the kernel's barriers); a Python barrier between
-    blocks, whose action moves the shared block index on."""
-    gx, gy = grid if isinstance(grid, tuple) else (grid, 1)
-    bx, by = block if isinstance(block, tuple) else (block, 1)
-    assert (bx * by) % 32 == 0, "whole warps only"
-    fn = getattr(lib, name)
-    blocks = iter([(i, j) for j in range(gy) for i in range(gx)])
-
-    def next_block():
-        i, j = next(blocks, (0, 0))
-        lib.set_block(i, j, bx, by, gx, gy)
-
-    between = threading.Barrier(bx * by, action=next_block)
-
-    def thread(tx, ty):
-        lib.set_thread(tx, ty)
-        for _ in range(gx * gy):
-            between.wait()
-            fn(*args)
-
-    threads = [threading.Thread(target=thread, args=(x, y)) for y in range(by) for x in range(bx)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    return builder(tmp_path_factory.mktemp("coop"), COOP_SHIM, COOP_LAUNCH)
 
 
 def ptr(a):

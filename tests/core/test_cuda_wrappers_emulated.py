@@ -1,0 +1,179 @@
+"""ember's CUDA kernel wrappers (kernels/cuda: launch geometry, argument order, layouts,
+allocation) run whole on the CPU under a stand-in ``cupy`` over NumPy whose kernels are the
+CUDA sources compiled as C++ and launched with one OS thread per CUDA thread
+(cuda_emulation.py). Results against float64 NumPy in both layouts; float16 is left to the
+GPU tests (its conversions are PTX). Needs g++."""
+
+import shutil
+import sys
+
+import ml_dtypes
+import numpy as np
+import pytest
+from cuda_emulation import FakeCupyArray, fake_cupy
+
+from ember.kernels.cuda import compile as cc
+
+pytestmark = pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++")
+R = np.random.default_rng(33)
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory):
+    return tmp_path_factory.mktemp("fake_cupy"), {}
+
+
+@pytest.fixture
+def cupy(compiled, monkeypatch):
+    """The stand-in installed as ``cupy``, with ember's kernel caches emptied before and
+    after (they must never hand these C++ kernels to a real GPU run)."""
+    mod = fake_cupy(*compiled)
+    monkeypatch.setitem(sys.modules, "cupy", mod)
+    monkeypatch.setattr(cc, "_MODULES", {})
+    monkeypatch.setattr(cc, "_FUNCTIONS", {})
+    return mod
+
+
+def dev(a, channels_last=False):
+    """``a`` on the stand-in device, stored C-contiguous or channels last."""
+    if channels_last:
+        a = np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    else:
+        a = np.ascontiguousarray(a)
+    return a.view(FakeCupyArray)
+
+
+def is_cl(a):
+    return cc.storage_order(a) == (0, 2, 3, 1)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, ml_dtypes.bfloat16])
+def test_batch_norm_wrappers(cupy, channels_last, dtype):
+    from ember.kernels.cuda import batchnorm
+
+    shape = (2, 34, 6, 6)  # 36 values per plane: the per-plane affine kernel in NCHW
+    x64 = (R.standard_normal(shape) * 2 + 20).astype(dtype).astype(np.float64)
+    g64 = R.standard_normal(shape).astype(dtype).astype(np.float64)
+    w64, b64 = R.standard_normal(34), R.standard_normal(34)
+    x, g = dev(x64.astype(dtype), channels_last), dev(g64.astype(dtype), channels_last)
+    w, b = dev(w64.astype(np.float32)), dev(b64.astype(np.float32))
+    rm, rv = dev(np.zeros(34, np.float32)), dev(np.ones(34, np.float32))
+    y, mean, var, rstd = batchnorm.batch_norm_train(x, w, b, 1e-5, running=(rm, rv, 0.1, 72))
+    assert is_cl(y) == channels_last
+    ax, cs = (0, 2, 3), (1, 34, 1, 1)
+    mu, v = x64.mean(ax), x64.var(ax)
+    xhat = (x64 - mu.reshape(cs)) / np.sqrt(v.reshape(cs) + 1e-5)
+    tol = 2e-2 if dtype is ml_dtypes.bfloat16 else 1e-4
+    np.testing.assert_allclose(
+        np.asarray(y, np.float64), xhat * w64.reshape(cs) + b64.reshape(cs), rtol=tol, atol=tol
+    )
+    np.testing.assert_allclose(rm, 0.1 * mu, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(rv, 0.9 + 0.1 * v * 72 / 71, rtol=1e-4)
+    gx, gw, gb = batchnorm.batch_norm_train_grad(g, x, mean, rstd, w, True, True, True)
+    assert is_cl(gx) == channels_last
+    gh = g64 * w64.reshape(cs)
+    ref = (gh - gh.mean(ax, keepdims=True) - xhat * (gh * xhat).mean(ax, keepdims=True)) / np.sqrt(
+        v.reshape(cs) + 1e-5
+    )
+    np.testing.assert_allclose(np.asarray(gx, np.float64), ref, rtol=tol, atol=tol)
+    np.testing.assert_allclose(gw, (g64 * xhat).sum(ax), rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(gb, g64.sum(ax), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_max_pool_wrappers(cupy, channels_last):
+    from ember.kernels.cpu.pool import pool_out
+    from ember.kernels.cuda import pool
+
+    xn = R.standard_normal((2, 3, 9, 8)).astype(np.float32)
+    x = dev(xn, channels_last)
+    assert pool.applies(x)
+    k, s, p, d = (3, 3), (2, 2), (1, 1), (1, 1)
+    oh, ow = pool_out(9, 3, 2, 1, 1, False), pool_out(8, 3, 2, 1, 1, False)
+    y, idx = pool.max_pool(x, k, s, p, d, (oh, ow))
+    assert is_cl(y) == channels_last and is_cl(idx) == channels_last
+    padded = np.pad(xn, ((0, 0), (0, 0), (1, 1), (1, 1)), constant_values=-np.inf)
+    want = np.full((2, 3, oh, ow), -np.inf, np.float32)
+    for i in range(3):
+        for j in range(3):
+            want = np.maximum(want, padded[:, :, i : i + 2 * oh : 2, j : j + 2 * ow : 2])
+    np.testing.assert_array_equal(y, want)
+    g = dev(R.standard_normal((2, 3, oh, ow)).astype(np.float32))  # C-contiguous gradient
+    gx = pool.max_pool_grad(g, idx, x.shape, k, s, p, d)
+    assert is_cl(gx) == channels_last
+    np.testing.assert_allclose(np.asarray(gx).sum(), np.asarray(g).sum(), rtol=1e-5)
+    taken = np.asarray(gx) != 0
+    assert np.all(np.isin(xn[taken], want))  # the gradient lands on maxima only
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_elementwise_wrappers(cupy, channels_last):
+    from ember.kernels.cuda import elementwise as ew
+
+    an = R.standard_normal((2, 8, 3, 4)).astype(np.float32)
+    bn = R.standard_normal((2, 8, 3, 4)).astype(np.float32)
+    a, b = dev(an, channels_last), dev(bn, channels_last)
+    for got, want in (
+        (ew.relu(a), np.maximum(an, 0)),
+        (ew.relu_grad(b, ew.relu(a)), np.where(an > 0, bn, 0)),
+        (ew.add(a, b), an + bn),
+        (ew.cast(a, ml_dtypes.bfloat16), an.astype(ml_dtypes.bfloat16)),
+    ):
+        assert is_cl(got) == channels_last
+        np.testing.assert_array_equal(np.asarray(got).astype(np.float32), want.astype(np.float32))
+    y = ew.gelu(a, "none")
+    from scipy.special import erf
+
+    np.testing.assert_allclose(y, an * 0.5 * (1 + erf(an / np.sqrt(2))), rtol=1e-5, atol=1e-6)
+
+
+def test_multi_tensor_sgd_over_mixed_layouts(cupy):
+    """One launch updates a channels-last weight, a C-contiguous one and a vector, with their
+    momentum buffers, from a pointer table built on the (stand-in) device."""
+    from ember.kernels.cuda import optim as cuda_optim
+
+    shapes = [((6, 4, 3, 3), True), ((5, 7), False), ((4500,), False)]  # 4500: two chunks
+    p64 = [R.standard_normal(s) for s, _ in shapes]
+    g64 = [R.standard_normal(s) for s, _ in shapes]
+    b64 = [R.standard_normal(s) for s, _ in shapes]
+    ps = [dev(p.astype(np.float32), cl) for p, (_, cl) in zip(p64, shapes)]
+    gs = [dev(g.astype(np.float32), cl) for g, (_, cl) in zip(g64, shapes)]
+    bs = [dev(b.astype(np.float32), cl) for b, (_, cl) in zip(b64, shapes)]
+    assert cuda_optim.multi_usable(ps, gs, bs)
+    kw = dict(lr=0.1, weight_decay=0.01, momentum=0.9, dampening=0.0, nesterov=True)
+    cuda_optim.sgd(ps, gs, bs, maximize=False, first=False, **kw)
+    for p, b, p0, g0, b0 in zip(ps, bs, p64, g64, b64):
+        d = g0 + 0.01 * p0
+        buf = 0.9 * b0 + d
+        np.testing.assert_allclose(b, buf, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(p, p0 - 0.1 * (d + 0.9 * buf), rtol=1e-5, atol=1e-5)
+
+
+def test_row_kernel_wrappers(cupy):
+    from ember.kernels.cuda import rowwise
+
+    x64 = R.standard_normal((2, 3, 70)) * 3
+    w64, b64 = R.standard_normal(70), R.standard_normal(70)
+    x, w, b = (dev(a.astype(np.float32)) for a in (x64, w64, b64))
+    bias = dev(np.where(R.random((3, 70)) < 0.2, -np.inf, 0.0).astype(np.float32))
+    z = x64 + np.asarray(bias, np.float64)
+    e = np.exp(z - z.max(-1, keepdims=True))
+    np.testing.assert_allclose(
+        rowwise.softmax(x, bias), e / e.sum(-1, keepdims=True), rtol=1e-5, atol=1e-7
+    )
+    y, mean, rstd = rowwise.layer_norm(x, w, b, 1e-5)
+    mu, var = x64.mean(-1, keepdims=True), x64.var(-1, keepdims=True)
+    xhat = (x64 - mu) / np.sqrt(var + 1e-5)
+    np.testing.assert_allclose(y, xhat * w64 + b64, rtol=1e-4, atol=1e-4)
+    g64 = R.standard_normal((2, 3, 70))
+    gx, gw, gb = rowwise.layer_norm_grad(
+        dev(g64.astype(np.float32)), x, w, mean, rstd, True, True, True
+    )
+    np.testing.assert_allclose(gw, (g64 * xhat).sum((0, 1)), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(gb, g64.sum((0, 1)), rtol=1e-4, atol=1e-4)
+    gh = g64 * w64
+    ref = (gh - gh.mean(-1, keepdims=True) - xhat * (gh * xhat).mean(-1, keepdims=True)) / np.sqrt(
+        var + 1e-5
+    )
+    np.testing.assert_allclose(gx, ref, rtol=1e-3, atol=1e-4)

@@ -165,7 +165,7 @@ def fake_cupy(root, compiled=None):
     cooperative shim, into ``root``; ``compiled`` caches the libraries by source) and
     launches run block by block with one OS thread per CUDA thread."""
     mod = types.ModuleType("cupy")
-    mod.uint64 = np.uint64
+    mod.uint64, mod.uint8 = np.uint64, np.uint8
     mod.empty = lambda shape, dtype=float: _device(np.empty(shape, dtype))
     mod.zeros = lambda shape, dtype=float: _device(np.zeros(shape, dtype))
     mod.empty_like = lambda a, dtype=None: _device(np.empty_like(a, dtype=dtype))

@@ -177,3 +177,16 @@ def test_row_kernel_wrappers(cupy):
         var + 1e-5
     )
     np.testing.assert_allclose(gx, ref, rtol=1e-3, atol=1e-4)
+
+
+def test_cudnn_workspaces_are_shared_per_stream_and_grow(cupy):
+    from ember.kernels.cuda import cudnn_graphs as G
+
+    G.release_workspaces()
+    a = G._workspace((0, 7), 1000)
+    assert G._workspace((0, 7), 400) == a  # reused on the same stream
+    b = G._workspace((0, 7), 5000)
+    assert G._WORKSPACES[(0, 7)].nbytes >= 5000 and G._workspace((0, 7), 10) == b
+    assert G._workspace((0, 8), 10) != b  # another stream, its own buffer
+    G.release_workspaces()
+    assert not G._WORKSPACES

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 
 def _cupy():
     try:
@@ -145,5 +147,8 @@ def empty_cache() -> None:
     cp = _cupy()
     if cp is None or device_count() == 0:
         return
+    graphs = sys.modules.get("ember.kernels.cuda.cudnn_graphs")
+    if graphs is not None:  # cuDNN's cached workspaces go back too
+        graphs.release_workspaces()
     cp.get_default_memory_pool().free_all_blocks()
     cp.get_default_pinned_memory_pool().free_all_blocks()

@@ -37,3 +37,15 @@ def test_leaf_gradient_strides_follow_the_leaf_as_in_torch(fmt):
         (x.transpose(1, 2) * lib.tensor(3.0)).sum().backward()
     assert e.grad.stride() == t.grad.stride()
     np.testing.assert_array_equal(e.grad.numpy(), t.grad.numpy())
+
+
+def test_a_fresh_gradient_in_another_layout_is_laid_out_as_the_leaf():
+    """Not only views: a gradient computed C-contiguous for a channels-last leaf (here
+    through ``contiguous()``) is stored channels last, as in PyTorch."""
+    a = np.random.default_rng(2).standard_normal((2, 3, 4, 5)).astype(np.float32)
+    e = ember.tensor(a).contiguous(memory_format=ember.channels_last).requires_grad_(True)
+    t = torch.tensor(a).contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    (e.contiguous() * ember.tensor(2.0)).sum().backward()
+    (t.contiguous() * torch.tensor(2.0)).sum().backward()
+    assert e.grad.stride() == t.grad.stride()
+    np.testing.assert_array_equal(e.grad.numpy(), t.grad.numpy())

@@ -299,13 +299,20 @@ def _check_nan(node, grads):
 
 
 def _own(g, shared, t=None):
-    """A gradient safe to store in ``.grad``: not a view, not shared with another leaf. A copy
-    takes the layout of the tensor ``t`` it is for, as PyTorch's gradient layout contract
-    (a channels-last weight gets a channels-last gradient), else the gradient's own."""
+    """A gradient safe to store in ``.grad``: not a view, not shared with another leaf, and
+    laid out as the tensor ``t`` it is for (PyTorch's gradient layout contract: a
+    channels-last weight gets a channels-last gradient, a C-contiguous one a C-contiguous
+    gradient); a copy is made only where one of these does not hold."""
     d = g._data
-    if id(d) in shared or d.base is not None or not getattr(d.flags, "writeable", True):
+    like = t._data if t is not None and t._data.shape == d.shape else None
+    misfit = (
+        like is not None
+        and d.strides != like.strides
+        and not (d.flags.c_contiguous and like.flags.c_contiguous)  # size-1 dims' strides
+    )
+    if misfit or id(d) in shared or d.base is not None or not getattr(d.flags, "writeable", True):
         if g.grad_fn is None:
-            like = t._data if t is not None and t._data.shape == d.shape else d
+            like = d if like is None else like
             if isinstance(d, np.ndarray):
                 out = np.empty_like(like, dtype=d.dtype)  # order "K": like's strides
             else:  # C-contiguous or channels last, allocated as the CUDA kernels do

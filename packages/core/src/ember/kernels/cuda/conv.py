@@ -135,8 +135,4 @@ def conv2d_weight_grad(x, g, w_shape, stride, padding, dilation, groups, cols=No
     if entry is None:
         return _im2col.conv2d_weight_grad(x, g, w_shape, stride, padding, dilation, groups, None)
     G.run(entry, {"x": x, "dy": g, "dw": dw})
-    if not nhwc:
-        return dw
-    import cupy
-
-    return cupy.ascontiguousarray(dw)  # weights stay (K, C, R, S) contiguous, as parameters are
+    return dw  # in x's layout; autograd lays a weight's gradient out as the weight itself

@@ -1,7 +1,8 @@
 """Training-mode batch norm over (N, C, *spatial) CuPy arrays, C-contiguous or channels last
 (outputs and gradients keep the layout), in three launches each way: per-channel partial sums
 over slices of the batch, a per-channel pass (statistics, or the backward's coefficients), and
-one elementwise pass. The running statistics update in place in one more launch."""
+one elementwise pass. The running statistics update in place in the statistics launch (in
+one more, ``update_running``, for buffers it cannot take)."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .compile import acc_dtype, empty_as, function, grid, null, ptr, storage_order
+from .compile import acc_dtype, channels_last, empty_as, function, grid, null, ptr
 
 _SOURCE = r"""
 // chan_affine (below) over one (n, c) plane of L elements per block: no index division
@@ -169,11 +169,6 @@ def _fn(name, dtype):
     return function("batchnorm", _SOURCE, dtype, name)
 
 
-def _channels_last(a) -> bool:
-    """Whether ``a`` is stored channels last (and not also C-contiguous)."""
-    return storage_order(a) != tuple(range(a.ndim))
-
-
 def _chan_sums(a, b, shift):
     """Per-channel partial sums (see the kernels), each (parts, C), and the part count;
     ``a`` and ``b`` share one layout, C-contiguous or channels last."""
@@ -183,7 +178,7 @@ def _chan_sums(a, b, shift):
     acc = acc_dtype(a.dtype)
     opt_b = null() if b is None else ptr(b)
     opt_shift = null() if shift is None else shift
-    if _channels_last(a):
+    if channels_last(a):
         m, tiles = a.size // c, -(-c // 32)
         parts = max(1, min(-(-m // 256), 2048 // tiles, 1024))
         chunk = -(-m // parts)
@@ -217,7 +212,7 @@ def _chan_sums(a, b, shift):
 def _chan_affine(a, b, p, q, r):
     """``a * p[c] + b * q[c] + r[c]`` (``b`` optional) in ``a``'s layout; ``b`` shares it."""
     n, c = a.shape[:2]
-    length = 1 if _channels_last(a) else a.size // max(1, n * c)  # elements per channel run
+    length = 1 if channels_last(a) else a.size // max(1, n * c)  # elements per channel run
     out = empty_as(a)
     opt_b, opt_q = null() if b is None else ptr(b), null() if q is None else q
     if length >= 32 and n * c < 2**31:
@@ -285,7 +280,7 @@ def batch_norm_train(x, w, b, eps, running=None):
             scale,
             bias,
             np.int32(c),
-            np.int64(1 if _channels_last(x) else x.size // max(1, x.shape[0] * c)),
+            np.int64(1 if channels_last(x) else x.size // max(1, x.shape[0] * c)),
             np.int64(x.size // c),
             np.float64(eps),
             null() if rm is None else rm,

@@ -175,6 +175,12 @@ def storage_order(a):
     return perm
 
 
+def channels_last(a) -> bool:
+    """Whether ``a`` is stored channels last and not also C-contiguous (dims of size 1 can
+    make both true; then the C-contiguous reading wins)."""
+    return storage_order(a) is _LAST.get(a.ndim)
+
+
 def ptr(a):
     """A dense array's memory as a kernel argument: the address of its first element, which
     for any dense layout (C-contiguous or channels last) is the start of its buffer."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from ..cpu import conv as _im2col
 from . import cudnn_graphs as G
+from .compile import empty_4d
 
 
 def _channels_last(a) -> bool:
@@ -30,12 +31,6 @@ def _dense(a, nhwc: bool):
             return a
         return cupy.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
     return cupy.ascontiguousarray(a)
-
-
-def _empty(shape, dtype, nhwc: bool):
-    from .compile import empty_4d
-
-    return empty_4d(shape, dtype, nhwc)
 
 
 def _usable(*arrays) -> bool:
@@ -72,7 +67,7 @@ def conv2d(x, w, stride, padding, dilation, groups, keep_cols=True):
     k, _, kh, kw = w.shape
     oh = _im2col.out_size(h, kh, stride[0], padding[0], dilation[0])
     ow = _im2col.out_size(wd, kw, stride[1], padding[1], dilation[1])
-    y = _empty((n, k, oh, ow), x.dtype, nhwc)
+    y = empty_4d((n, k, oh, ow), x.dtype, nhwc)
     key = ("fprop", _spec(x), _spec(w), _spec(y), x.dtype.str, stride, padding, dilation)
 
     def make():
@@ -96,7 +91,7 @@ def conv2d_input_grad(g, w, x_shape, stride, padding, dilation, groups):
         return _im2col.conv2d_input_grad(g, w, x_shape, stride, padding, dilation, groups)
     nhwc = _channels_last(g)
     g, w = _dense(g, nhwc), _dense(w, nhwc)
-    dx = _empty(tuple(x_shape), g.dtype, nhwc)
+    dx = empty_4d(tuple(x_shape), g.dtype, nhwc)
     key = ("dgrad", _spec(g), _spec(w), _spec(dx), g.dtype.str, stride, padding, dilation)
 
     def make():
@@ -120,7 +115,7 @@ def conv2d_weight_grad(x, g, w_shape, stride, padding, dilation, groups, cols=No
         return _im2col.conv2d_weight_grad(x, g, w_shape, stride, padding, dilation, groups, cols)
     nhwc = _channels_last(x)
     x, g = _dense(x, nhwc), _dense(g, nhwc)
-    dw = _empty(tuple(w_shape), x.dtype, nhwc)
+    dw = empty_4d(tuple(w_shape), x.dtype, nhwc)
     key = ("wgrad", _spec(x), _spec(g), _spec(dw), x.dtype.str, stride, padding, dilation)
 
     def make():

@@ -13,7 +13,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from .compile import as_layout, dtype_name, empty_4d, function, grid, ptr, storage_order
+from .compile import (
+    as_layout,
+    channels_last,
+    dtype_name,
+    empty_4d,
+    function,
+    grid,
+    ptr,
+    storage_order,
+)
 
 _SOURCE = r"""
 #define GEOM int n, int c, int h, int w, int oh, int ow, int kh, int kw, int sh, int sw, \
@@ -91,14 +100,6 @@ extern "C" __global__ void maxpool_bwd(const T* __restrict__ gy, const int* __re
 """
 
 
-def _channels_last(a) -> bool | None:
-    """False for C-contiguous, True for channels last, None for other layouts."""
-    order = storage_order(a)
-    if order is None:
-        return None
-    return order != tuple(range(a.ndim))
-
-
 def _geom(x_shape, out_hw, k, s, p, d, cl):
     """The kernels' 15 geometry arguments (see GEOM)."""
     return tuple(np.int32(v) for v in (*x_shape, *out_hw, *k, *s, *p, *d, int(cl)))
@@ -111,13 +112,13 @@ def applies(x) -> bool:
         and x.ndim == 4
         and 0 < x.size < 2**31
         and dtype_name(x.dtype) is not None
-        and _channels_last(x) is not None
+        and storage_order(x) is not None
     )
 
 
 def max_pool(x, k, s, p, d, out_hw):
     """(values, in-window argmax as int32), both (N, C, OH, OW) in ``x``'s layout."""
-    cl = _channels_last(x)
+    cl = channels_last(x)
     shape = (*x.shape[:2], *out_hw)
     y = empty_4d(shape, x.dtype, cl)
     idx = empty_4d(shape, np.int32, cl)
@@ -130,7 +131,7 @@ def max_pool(x, k, s, p, d, out_hw):
 def max_pool_grad(g, idx, x_shape, k, s, p, d):
     """The input gradient of ``max_pool`` from the output gradient ``g``, (N, C, H, W) in
     ``idx``'s layout."""
-    cl = bool(_channels_last(idx))
+    cl = channels_last(idx)
     ga = as_layout(g, idx, g.dtype)
     gx = empty_4d(tuple(x_shape), g.dtype, cl)
     geom = _geom(x_shape, idx.shape[2:], k, s, p, d, cl)

@@ -27,12 +27,15 @@ class MaxPool2d(Primitive):
     @staticmethod
     def forward(ctx, x, cfg):
         idx = None
-        k, s, p, d, ceil_mode = cfg
         cuda = _cuda_pool(x)
-        out_hw = [_k.pool_out(x.shape[2 + i], k[i], s[i], p[i], d[i], ceil_mode) for i in (0, 1)]
-        if cuda is not None and min(out_hw) > 0:  # one launch; the argmax comes along
-            vals, idx = cuda.max_pool(x, k, s, p, d, tuple(out_hw))
-            xp = None  # only the composite double backward reads the padded input
+        if cuda is not None:  # one launch; the argmax comes along
+            k, s, p, d, ceil_mode = cfg
+            out_hw = tuple(
+                _k.pool_out(x.shape[2 + i], k[i], s[i], p[i], d[i], ceil_mode) for i in (0, 1)
+            )
+            if min(out_hw) > 0:
+                vals, idx = cuda.max_pool(x, k, s, p, d, out_hw)
+                xp = None  # only the composite double backward reads the padded input
         elif _k2.applies(x, *cfg):  # 2x2 tiles: the argmax comes with the maxima
             vals, idx = _k2.max_pool_2x2(x)
             xp = x

@@ -18,7 +18,7 @@ timeout "${TEST_S:-240}" python3 -m pytest tests/core -m gpu -q -p no:cacheprovi
 echo "gpu tests rc=$? in $(( $(date +%s) - start )) s: $(tail -1 "$OUT/gpu_tests.log")"
 grep -E "^(FAILED|ERROR)" "$OUT/gpu_tests.log" | cut -c1-220 | head -25
 start=$(date +%s)
-timeout "${BENCH_S:-300}" python3 bench/gpu.py --profile bf16,tf32 --out "$OUT/gpu.json" "$@" \
+timeout "${BENCH_S:-300}" python3 bench/gpu.py --profile "${PROFILE:-bf16,tf32}" --out "$OUT/gpu.json" "$@" \
     > "$OUT/bench.log" 2>&1
 echo "bench rc=$? in $(( $(date +%s) - start )) s"
 awk '/^\[profile .* ember\]/{on=1; print; next} /^[\[{]/{on=0} on' "$OUT/bench.log" | cut -c1-150 | head -60

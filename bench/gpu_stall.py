@@ -25,7 +25,7 @@ import gc
 import os
 import sys
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 import numpy as np
 
@@ -211,6 +211,77 @@ def _sync_check(step):
         return "SYNCHRONIZES:\n    " + "\n    ".join(tb[-12:])
 
 
+def _gc_report(step, n):
+    """Time Python's garbage collector over ``n`` back-to-back steps (per generation), then
+    list what one step leaves in reference cycles (freed only by the collector: a CuPy
+    array in a cycle holds its GPU memory until a full collection)."""
+    spent, count, found, t0 = defaultdict(float), defaultdict(int), defaultdict(int), [0.0]
+
+    def cb(phase, info):
+        if phase == "start":
+            t0[0] = time.perf_counter()
+        else:
+            g = info["generation"]
+            spent[g] += time.perf_counter() - t0[0]
+            count[g] += 1
+            found[g] += info["collected"]
+
+    gc.callbacks.append(cb)
+    try:
+        ms, _ = _loop(step, n)
+    finally:
+        gc.callbacks.remove(cb)
+    print(
+        f"  gc over {n} steps ({ms:.1f} ms each): "
+        + "; ".join(
+            f"gen{g} x{count[g]} {spent[g] * 1e3:.1f} ms freed {found[g]}" for g in sorted(count)
+        )
+    )
+    gc.collect()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        step()
+        _sync()
+        n_found = gc.collect()
+        kinds = Counter(type(o).__name__ for o in gc.garbage)
+        arrays = [o for o in gc.garbage if type(o).__module__.startswith("cupy")]
+        nbytes = sum(getattr(a, "nbytes", 0) for a in arrays)
+        print(
+            f"  one step leaves {n_found} objects in cycles ({len(arrays)} CuPy objects, "
+            f"{nbytes / 2**20:.1f} MiB): {kinds.most_common(14)}"
+        )
+        funcs = [o for o in gc.garbage if type(o).__name__ == "function"][:6]
+        print("  functions among them: " + ", ".join(f.__qualname__ for f in funcs))
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+
+
+def _torch_first(batch):
+    """Train PyTorch's ResNet-50 (bf16 channels-last) for a few steps in this process, as
+    bench/gpu.py's child does before timing ember, and release its cached memory."""
+    import torch
+    import torchvision
+
+    torch.backends.cudnn.benchmark = True
+    m = torchvision.models.resnet50().cuda().to(memory_format=torch.channels_last)
+    x = torch.randn(batch, 3, 224, 224, device="cuda").to(memory_format=torch.channels_last)
+    y = torch.randint(0, 1000, (batch,), device="cuda")
+    opt = torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9)
+    for _ in range(5):
+        opt.zero_grad(set_to_none=True)
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            loss = torch.nn.functional.cross_entropy(m(x), y)
+        loss.backward()
+        opt.step()
+    torch.cuda.synchronize()
+    del m, x, y, opt, loss
+    gc.collect()
+    torch.cuda.empty_cache()
+
+
 def _kernels(step):
     from torch.profiler import ProfilerActivity, profile
 
@@ -236,15 +307,24 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--device", default="cuda", help="cpu: smoke test only")
+    ap.add_argument("--gc", action="store_true", help="time the garbage collector, list cycles")
+    ap.add_argument("--torch-first", action="store_true", help="train PyTorch's model first")
     args = ap.parse_args(argv)
     CUDA["on"] = args.device == "cuda"
     n = args.steps
     label = "NCHW" if args.nchw else "channels-last"
+    if args.torch_first:
+        _torch_first(args.batch)
+        label += ", after PyTorch's model"
     step = _build(args.nchw, args.batch, args.device)
     box = [None]
     _install(box)
     for _ in range(3):
         step()
+    if args.gc:
+        print(f"[stall {label}]")
+        _gc_report(step, n)
+        return
     ms, host = _loop(step, n)
     gc.disable()
     ms_nogc, host_nogc = _loop(step, n)

@@ -12,6 +12,8 @@ from .._tensor import Tensor, _make
 from ..autograd.function import Primitive
 from ..autograd.grad_mode import STATE
 from ..backend.device import array_module
+from ..kernels.cuda import compile as cc
+from ..kernels.cuda import elementwise as cuda_ew
 from ..ops import elementwise as E
 from ..ops import unary as U
 from ..ops.inplace import apply_inplace
@@ -50,8 +52,6 @@ class Gelu(Primitive):
         ctx.approximate = approximate
         ctx.cuda = False
         if xp is not np and _cuda_usable(x):  # one launch; backward recomputes Phi from x
-            from ..kernels.cuda import elementwise as cuda_ew
-
             ctx.cuda = True
             ctx.save_for_backward(x, None)  # the backward recomputes Phi(x)
             return cuda_ew.gelu(x, approximate)
@@ -74,9 +74,6 @@ class Gelu(Primitive):
     def backward(ctx, g):
         x, saved = ctx.saved_tensors
         if not STATE.grad_enabled and ctx.cuda:
-            from ..kernels.cuda import compile as cc
-            from ..kernels.cuda import elementwise as cuda_ew
-
             ga = cc.as_layout(g._data, x._data, x._data.dtype)
             return _make(cuda_ew.gelu_grad(ga, x._data, ctx.approximate))
         if not STATE.grad_enabled:  # first order only: reuse the forward's erf / tanh
@@ -92,7 +89,6 @@ class Gelu(Primitive):
 
 
 def _cuda_usable(x) -> bool:
-    from ..kernels.cuda import compile as cc
 
     return cc.usable_dense(x)
 

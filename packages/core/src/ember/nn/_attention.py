@@ -12,6 +12,7 @@ from .._tensor import _make
 from ..autograd.function import Primitive
 from ..autograd.grad_mode import STATE
 from ..backend.device import array_module
+from ..kernels.cuda import attention as cuda_attention
 from ..ops.norm import Softmax
 
 __all__ = ["scaled_dot_product_attention"]
@@ -153,9 +154,7 @@ class _FusedAttention(Primitive):
     def backward(ctx, g):
         q, k, v, out = ctx.saved_tensors
         if not STATE.grad_enabled:
-            from ..kernels.cuda import attention
-
-            grads = attention.backward(
+            grads = cuda_attention.backward(
                 q._data,
                 k._data,
                 v._data,
@@ -188,16 +187,15 @@ def _closed_form_grads(q, k, v, g, scale, is_causal):
 def _cudnn_attention(query, key, value, attn_mask, dropout_p, is_causal, scale):
     """The output through cuDNN's fused attention, or None where it does not apply."""
     from ..amp import autocast_mode as _amp
-    from ..kernels.cuda import attention
 
     if attn_mask is not None or dropout_p > 0.0:  # never fused: don't cast for nothing
         return None
     if _amp.STATE.on:
         query, key, value = _amp.lower_precision(query, key, value)
     q, k, v = query._data, key._data, value._data
-    if not attention.usable(q, k, v, attn_mask, dropout_p, is_causal):
+    if not cuda_attention.usable(q, k, v, attn_mask, dropout_p, is_causal):
         return None
-    result = attention.forward(q, k, v, float(scale), bool(is_causal))
+    result = cuda_attention.forward(q, k, v, float(scale), bool(is_causal))
     if result is None:
         return None
     return _FusedAttention.apply(

@@ -14,6 +14,7 @@ from ..amp import autocast_mode as _amp
 from ..autograd import grad_mode as _grad_mode
 from ..autograd.function import Primitive
 from ..backend.device import array_module
+from ..kernels.cuda import rowwise as cuda_rows
 from ..ops import elementwise as E
 from ..ops import unary as U
 from ..ops.norm import _cuda_rows
@@ -285,8 +286,6 @@ class _CrossEntropyIndices(Primitive):
     def forward(ctx, x, t, mean):
         xp = array_module(x)
         if xp is not np and _cuda_rows(x, 1):  # one fused launch instead of five passes
-            from ..kernels.cuda import rowwise as cuda_rows
-
             logp = cuda_rows.softmax(x, log=True)
         else:
             logp = x - x.max(axis=1, keepdims=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from .._tensor import _make
 from ..autograd import grad_mode as _grad_mode
 from ..autograd.function import Primitive
+from ..kernels.cuda import rowwise as cuda_rows
 from ..ops.norm import _cuda_rows
 
 
@@ -22,8 +23,6 @@ class CrossEntropyIndicesCuda(Primitive):
         import cupy as xp
 
         if _cuda_rows(x, 1):
-            from ..kernels.cuda import rowwise as cuda_rows
-
             logp = cuda_rows.softmax(x, log=True)
         else:
             logp = x - x.max(axis=1, keepdims=True)

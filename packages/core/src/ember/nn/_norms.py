@@ -8,6 +8,7 @@ import numpy as np
 from .._tensor import _make
 from ..autograd.grad_mode import no_grad
 from ..backend import dtypes as _dt
+from ..kernels.cuda import batchnorm as cuda_bn
 from ..ops import batchnorm as _bn
 from ..ops import unary as U
 from ..ops.norm import Normalize, layer_norm, normalize_stats
@@ -62,7 +63,6 @@ def _running_in_kernel(running_mean, running_var, input, momentum, n):
         return None
     if running_mean is None and running_var is None:
         return None
-    from ..kernels.cuda import batchnorm as cuda_bn
 
     rm = None if running_mean is None else running_mean._data
     rv = None if running_var is None else running_var._data
@@ -76,7 +76,6 @@ def _running_on_device(running_mean, running_var, mu, var, momentum, n) -> bool:
     ``copy_`` would); False, with nothing changed, off CUDA or for unusual buffers."""
     if isinstance(mu, np.ndarray) or momentum is None:
         return False
-    from ..kernels.cuda import batchnorm as cuda_bn
 
     rm = None if running_mean is None else running_mean._data
     rv = None if running_var is None else running_var._data

@@ -11,6 +11,8 @@ from .._tensor import _make
 from ..autograd.function import Primitive
 from ..autograd.grad_mode import STATE
 from ..kernels.cpu import batchnorm as _k
+from ..kernels.cuda import batchnorm as cuda_bn
+from ..kernels.cuda import compile as cc
 
 
 class BatchNormTrain(Primitive):
@@ -37,8 +39,6 @@ class BatchNormTrain(Primitive):
         need = [e is not None for e in ctx._next[:3]]
         ga = g._data
         if not isinstance(ga, np.ndarray):  # the CUDA kernels want g in x's layout and dtype
-            from ..kernels.cuda import compile as cc
-
             ga = cc.as_layout(ga, x._data, x._data.dtype)
         gx, gw, gb = _kernels(ga).batch_norm_train_grad(
             ga, x._data, ctx.mean, ctx.rstd, None if w is None else w._data, *need
@@ -69,9 +69,8 @@ def _kernels(arr):
     """The batch-norm kernel module for an array: NumPy's, or the CUDA one."""
     if isinstance(arr, np.ndarray):
         return _k
-    from ..kernels.cuda import batchnorm
 
-    return batchnorm
+    return cuda_bn
 
 
 def fused_available(x) -> bool:
@@ -80,10 +79,8 @@ def fused_available(x) -> bool:
     a = x._data
     if isinstance(a, np.ndarray):
         return True
-    from ..kernels.cuda import batchnorm
-    from ..kernels.cuda import compile as cc
 
-    return cc.usable_dense(a) and batchnorm.batch_norm_usable(a)
+    return cc.usable_dense(a) and cuda_bn.batch_norm_usable(a)
 
 
 def batch_norm_train(x, w, b, eps, running=None):

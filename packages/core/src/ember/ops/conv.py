@@ -8,6 +8,7 @@ import numpy as np
 from ..amp import autocast_mode as _amp
 from ..autograd.function import Primitive
 from ..kernels.cpu import conv as _k
+from ..kernels.cuda import conv as cuda_conv
 
 
 def _kernels(arr):
@@ -15,7 +16,6 @@ def _kernels(arr):
     fall back to the same im2col kernels on cuBLAS where cuDNN is off or refuses a shape."""
     if isinstance(arr, np.ndarray):
         return _k
-    from ..kernels.cuda import conv as cuda_conv
 
     return cuda_conv
 

@@ -11,6 +11,7 @@ from .._tensor import Tensor, _make
 from ..autograd.function import Primitive
 from ..backend import dtypes as _dt
 from ..backend.device import array_module
+from ..kernels.cuda import elementwise as cuda_ew
 from ._util import as_tensor_arg, broadcast_shapes, result_dtype, scalar_value, sum_to
 
 # ---- dtype cast --------------------------------------------------------------------------
@@ -21,8 +22,6 @@ class Cast(Primitive):
     def forward(ctx, a, dtype):
         ctx.src = a.dtype
         if not isinstance(a, np.ndarray):  # autocast's casts: one vectorized launch on CUDA
-            from ..kernels.cuda import elementwise as cuda_ew
-
             out = cuda_ew.cast(a, dtype)
             if out is not None:
                 return out
@@ -62,8 +61,6 @@ class Add(Primitive):
     def forward(ctx, a, b):
         ctx.sa, ctx.sb = _shape(a), _shape(b)
         if not isinstance(a, np.ndarray) and ctx.sa is not None and ctx.sa == ctx.sb:
-            from ..kernels.cuda import elementwise as cuda_ew  # residuals, gradient sums
-
             out = cuda_ew.add(a, b)
             if out is not None:
                 return out

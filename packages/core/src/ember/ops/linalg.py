@@ -13,6 +13,7 @@ from ..amp import autocast_mode as _amp
 from ..autograd.function import Primitive
 from ..autograd.grad_mode import STATE
 from ..backend.device import array_module
+from ..kernels.cuda import gemm as cuda_gemm
 from ._util import result_dtype, sum_to
 
 
@@ -90,9 +91,8 @@ def _matmul_arrays(a, b):
     (kernels/cuda/gemm.py), else CuPy's matmul."""
     if isinstance(a, np.ndarray):
         return np.matmul(a, b)
-    from ..kernels.cuda import gemm
 
-    out = gemm.matmul(a, b) if gemm.enabled() else None
+    out = cuda_gemm.matmul(a, b) if cuda_gemm.enabled() else None
     return array_module(a).matmul(a, b) if out is None else out
 
 

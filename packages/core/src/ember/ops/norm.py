@@ -12,13 +12,14 @@ from ..autograd.function import Primitive
 from ..autograd.grad_mode import STATE
 from ..backend.device import array_module
 from ..kernels.cpu import rowwise
+from ..kernels.cuda import compile as cc
+from ..kernels.cuda import rowwise as cuda_rows
 
 
 def _cuda_rows(x, axis, bias=None) -> bool:
     """Whether the fused CUDA row kernels take ``x`` (and ``bias``) along ``axis``."""
     if isinstance(x, np.ndarray) or axis != x.ndim - 1 or x.ndim == 0:
         return False
-    from ..kernels.cuda import compile as cc
 
     if bias is not None and (bias.ndim != 2 or bias.shape != x.shape[-2:] or x.ndim < 2):
         return False
@@ -35,8 +36,6 @@ class Softmax(Primitive):
             ctx.save_for_backward(e)
             return e
         if _cuda_rows(x, axis, bias):  # one launch per pass on the GPU
-            from ..kernels.cuda import rowwise as cuda_rows
-
             e = cuda_rows.softmax(x, bias)
             ctx.save_for_backward(e)
             return e
@@ -54,8 +53,6 @@ class Softmax(Primitive):
         if not STATE.grad_enabled and isinstance(g._data, np.ndarray) and ctx.axis == g.ndim - 1:
             return _make(rowwise.softmax_last_grad(g._data, y._data)), None
         if not STATE.grad_enabled and _cuda_rows(y._data, ctx.axis):
-            from ..kernels.cuda import rowwise as cuda_rows
-
             ga = (
                 g._data
                 if g._data.flags.c_contiguous
@@ -80,8 +77,6 @@ class LogSoftmax(Primitive):
         xp = array_module(x)
         ctx.axis = axis
         if _cuda_rows(x, axis):
-            from ..kernels.cuda import rowwise as cuda_rows
-
             s = cuda_rows.softmax(x, log=True)
             ctx.save_for_backward(s)
             return s
@@ -95,8 +90,6 @@ class LogSoftmax(Primitive):
     def backward(ctx, g):
         (out,) = ctx.saved_tensors
         if not STATE.grad_enabled and _cuda_rows(out._data, ctx.axis):
-            from ..kernels.cuda import rowwise as cuda_rows
-
             ga = array_module(g._data).ascontiguousarray(g._data)
             if ga.dtype == out._data.dtype:
                 return _make(cuda_rows.softmax_grad(ga, out._data, log=True))
@@ -193,9 +186,6 @@ class LayerNorm(Primitive):
             ctx.save_for_backward(x, w, b, xhat, rstd)
             return out
         if len(axes) == 1 and _cuda_rows(x, x.ndim - 1):
-            from ..kernels.cuda import compile as cc
-            from ..kernels.cuda import rowwise as cuda_rows
-
             if cc.usable(x, w, b):  # one launch; saves x with the row statistics only
                 out, mean, rstd = cuda_rows.layer_norm(x, w, b, eps)
                 ctx.cuda, ctx.mean, ctx.rstd = True, mean, rstd
@@ -225,8 +215,6 @@ class LayerNorm(Primitive):
         need_x, need_w = ctx._next[0] is not None, ctx._next[1] is not None
         need_b = len(ctx._next) > 2 and ctx._next[2] is not None
         if not STATE.grad_enabled and ctx.cuda:
-            from ..kernels.cuda import rowwise as cuda_rows
-
             ga = array_module(g._data).ascontiguousarray(g._data, dtype=x._data.dtype)
             grads = cuda_rows.layer_norm_grad(
                 ga,

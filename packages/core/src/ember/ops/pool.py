@@ -9,6 +9,7 @@ from ..autograd.function import Primitive
 from ..backend.device import array_module
 from ..kernels.cpu import pool as _k
 from ..kernels.cpu import pool2x2 as _k2
+from ..kernels.cuda import pool as cuda_pool
 from .conv import _pair
 
 
@@ -18,9 +19,8 @@ def _cuda_pool(arr):
     they run on CuPy too, as about 60 launches where this is one."""
     if isinstance(arr, np.ndarray):
         return None
-    from ..kernels.cuda import pool
 
-    return pool if pool.applies(arr) else None
+    return cuda_pool if cuda_pool.applies(arr) else None
 
 
 class MaxPool2d(Primitive):
@@ -58,9 +58,7 @@ class MaxPoolScatter(Primitive):
         ctx.found, ctx.cfg = found, cfg
         xp, vals, idx = found
         if idx is not None and not isinstance(idx, np.ndarray):
-            from ..kernels.cuda import pool
-
-            return pool.max_pool_grad(g, idx, x_shape, *cfg[:4])
+            return cuda_pool.max_pool_grad(g, idx, x_shape, *cfg[:4])
         if idx is not None:
             return _k2.scatter_2x2(g, idx)
         return _k.scatter_first_max(g, xp, vals, x_shape, *cfg[:4])

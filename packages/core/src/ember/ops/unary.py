@@ -12,6 +12,8 @@ from .._tensor import _make
 from ..autograd.function import Primitive
 from ..autograd.grad_mode import STATE
 from ..backend.device import array_module
+from ..kernels.cuda import compile as cc
+from ..kernels.cuda import elementwise as cuda_ew
 from .elementwise import _float_in, div, mul
 
 
@@ -163,7 +165,6 @@ def _cuda_kernel_ok(*arrays) -> bool:
     stored densely in one layout: C-contiguous or channels last)."""
     if isinstance(arrays[0], np.ndarray):
         return False
-    from ..kernels.cuda import compile as cc
 
     return cc.usable_dense(*arrays)
 
@@ -172,8 +173,6 @@ class Relu(Primitive):
     @staticmethod
     def forward(ctx, a):
         if not isinstance(a, np.ndarray) and _cuda_kernel_ok(a):  # one launch each way
-            from ..kernels.cuda import elementwise as cuda_ew
-
             out = cuda_ew.relu(a)
         else:
             out = array_module(a).maximum(a, 0).astype(a.dtype, copy=False)
@@ -186,9 +185,6 @@ class Relu(Primitive):
         if not STATE.grad_enabled:  # first order: skip the bool -> float cast node
             ga, oa = g._data, out._data
             if not isinstance(oa, np.ndarray) and ga.dtype == oa.dtype and _cuda_kernel_ok(oa):
-                from ..kernels.cuda import compile as cc
-                from ..kernels.cuda import elementwise as cuda_ew
-
                 return _make(cuda_ew.relu_grad(cc.as_layout(ga, oa), oa))
             return _make(g._data * (out._data > 0))
         return g * (out > 0)
@@ -201,7 +197,6 @@ class ReluInplaceCuda(Primitive):
 
     @staticmethod
     def forward(ctx, a):
-        from ..kernels.cuda import elementwise as cuda_ew
 
         ctx.out = cuda_ew.relu(a, out=a)
         return a
@@ -217,9 +212,6 @@ class ReluInplaceCuda(Primitive):
         out = _make(ctx.out)
         if not STATE.grad_enabled and g._data.dtype == ctx.out.dtype:
             if _cuda_kernel_ok(ctx.out):
-                from ..kernels.cuda import compile as cc
-                from ..kernels.cuda import elementwise as cuda_ew
-
                 return _make(cuda_ew.relu_grad(cc.as_layout(g._data, ctx.out), ctx.out))
         return g * (out > 0)
 

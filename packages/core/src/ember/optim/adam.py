@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._tensor import Tensor
+from ..kernels.cuda import optim as cuda_optim
 from ._foreach import foreach
 from .optimizer import (
     Optimizer,
@@ -105,7 +106,6 @@ def _cuda_adam(params, grads, ms, vs, steps, b1, b2, lr, wd, eps, maximize, deco
     at one step count; False (nothing changed) otherwise."""
     if not params or isinstance(params[0], np.ndarray):
         return False
-    from ..kernels.cuda import optim as cuda_optim
 
     if len({float(s) for s in steps}) != 1:
         return False

@@ -7,6 +7,7 @@ import numpy as np
 from .._tensor import _make
 from ..backend.device import array_module
 from ..kernels.cpu import blas1
+from ..kernels.cuda import optim as cuda_optim
 from ._foreach import foreach
 from .optimizer import Optimizer, _check_flags, _check_lr, _direction, _to_scalar
 
@@ -88,7 +89,6 @@ def _cuda_sgd(params, grads, bufs, lr, wd, momentum, dampening, nesterov, maximi
     whose momentum buffers are all new or all present; False (nothing changed) otherwise."""
     if not params or isinstance(params[0], np.ndarray):
         return False
-    from ..kernels.cuda import optim as cuda_optim
 
     first = momentum != 0 and bufs[0] is None
     if momentum != 0 and any((b is None) != first for b in bufs):

@@ -43,7 +43,7 @@ def commit(t: Tensor, out: Tensor) -> Tensor:
             f"output with shape {list(d.shape)} doesn't match the broadcast shape "
             f"{list(out._data.shape)}"
         )
-    if not getattr(d.flags, "writeable", True):  # CuPy arrays have no such flag
+    if isinstance(d, np.ndarray) and not d.flags.writeable:  # CuPy arrays have no such flag
         raise RuntimeError(
             "unsupported operation: more than one element of the written-to tensor refers to a "
             "single memory location. Please clone() the tensor before performing the operation."

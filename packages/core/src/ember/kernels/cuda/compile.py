@@ -162,7 +162,8 @@ def storage_order(a):
     C-contiguous, ``(0, 2, ..., 1)`` when an (N, C, *spatial) array is stored channels last,
     None for any other layout. Read from the strides alone (no views: each CuPy view costs
     microseconds of host time, and the kernels ask this on every call)."""
-    if a.flags.c_contiguous:
+    c = getattr(a, "_c_contiguous", None)  # CuPy's own flag: ``flags`` builds an object
+    if c if c is not None else a.flags.c_contiguous:
         return _IDENTITY.get(a.ndim) or tuple(range(a.ndim))
     perm = _LAST.get(a.ndim)
     if perm is None:

@@ -11,8 +11,11 @@ import warnings
 
 import numpy as np
 
+from ...backends import cudnn as _flags
+
 _STATE = {"module": None, "error": None}
 _HANDLES: dict = {}  # device id -> cudnn handle
+_ON_STREAM: dict = {}  # device id -> the stream its handle was last set to
 _GRAPHS: dict = {}  # key -> (graph, workspace bytes, tensors) or None when refused
 _REFUSED: dict = {}  # key -> reason
 
@@ -77,7 +80,9 @@ def _current():
     if h is None:
         h = _HANDLES[dev] = mod.create_handle()
     stream = cupy.cuda.get_current_stream().ptr
-    mod.set_stream(handle=h, stream=stream)
+    if _ON_STREAM.get(dev) != stream:  # ours alone: set only when the stream changes
+        mod.set_stream(handle=h, stream=stream)
+        _ON_STREAM[dev] = stream
     return h, (dev, stream)
 
 
@@ -120,8 +125,7 @@ def build(key, make):
     """The cached graph for ``key``, built by ``make()`` -> (graph, tensors, float32?) on first
     use; None when cuDNN refuses it (remembered). Float32 graphs drop engines that would
     down-convert inputs, and TF32 ones unless ``ember.backends.cudnn.allow_tf32``."""
-    from ...backends import cudnn as flags
-
+    flags = _flags
     key = (key, bool(flags.allow_tf32), bool(flags.deterministic))
     if key in _GRAPHS:
         return _GRAPHS[key]
@@ -170,16 +174,19 @@ def _direct(graph, tensors):
     except Exception:  # noqa: BLE001 - another frontend layout: keep the public path
         return None
 
+    backend = {}  # handle -> its backend form, converted once
+
     def run(pointers, ws_ptr, h):
         pack = dict(bound)
         for name, arr in pointers.items():
             pack[uids[name]] = arr.data.ptr
+        bh = backend.get(id(h))
+        if bh is None:
+            bh = backend[id(h)] = to_backend_handle(h)
         if index is None:
-            lowered._execute(pack, ws_ptr, to_backend_handle(h), None, None, None)
+            lowered._execute(pack, ws_ptr, bh, None, None, None)
         else:
-            lowered._execute_plan_at_index(
-                pack, ws_ptr, index, to_backend_handle(h), None, None, None
-            )
+            lowered._execute_plan_at_index(pack, ws_ptr, index, bh, None, None, None)
 
     return run
 

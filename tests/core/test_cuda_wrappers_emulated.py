@@ -47,21 +47,25 @@ def is_cl(a):
     return cc.storage_order(a) == (0, 2, 3, 1)
 
 
+@pytest.mark.parametrize("c", [34, 36])
 @pytest.mark.parametrize("channels_last", [False, True])
 @pytest.mark.parametrize("dtype", [np.float32, ml_dtypes.bfloat16])
-def test_batch_norm_wrappers(cupy, channels_last, dtype):
+def test_batch_norm_wrappers(cupy, channels_last, dtype, c, monkeypatch):
     from ember.kernels.cuda import batchnorm
 
-    shape = (2, 34, 6, 6)  # 36 values per plane: the per-plane affine kernel in NCHW
+    ran = []  # kernel names, to check which normalizing pass each case takes
+    fn = batchnorm._fn
+    monkeypatch.setattr(batchnorm, "_fn", lambda name, dt: ran.append(name) or fn(name, dt))
+    shape = (2, c, 6, 6)  # 36 values per plane: the per-plane affine kernel in NCHW
     x64 = (R.standard_normal(shape) * 2 + 20).astype(dtype).astype(np.float64)
     g64 = R.standard_normal(shape).astype(dtype).astype(np.float64)
-    w64, b64 = R.standard_normal(34), R.standard_normal(34)
+    w64, b64 = R.standard_normal(c), R.standard_normal(c)
     x, g = dev(x64.astype(dtype), channels_last), dev(g64.astype(dtype), channels_last)
     w, b = dev(w64.astype(np.float32)), dev(b64.astype(np.float32))
-    rm, rv = dev(np.zeros(34, np.float32)), dev(np.ones(34, np.float32))
+    rm, rv = dev(np.zeros(c, np.float32)), dev(np.ones(c, np.float32))
     y, mean, var, rstd = batchnorm.batch_norm_train(x, w, b, 1e-5, running=(rm, rv, 0.1, 72))
     assert is_cl(y) == channels_last
-    ax, cs = (0, 2, 3), (1, 34, 1, 1)
+    ax, cs = (0, 2, 3), (1, c, 1, 1)
     mu, v = x64.mean(ax), x64.var(ax)
     xhat = (x64 - mu.reshape(cs)) / np.sqrt(v.reshape(cs) + 1e-5)
     tol = 2e-2 if dtype is ml_dtypes.bfloat16 else 1e-4
@@ -79,6 +83,10 @@ def test_batch_norm_wrappers(cupy, channels_last, dtype):
     np.testing.assert_allclose(np.asarray(gx, np.float64), ref, rtol=tol, atol=tol)
     np.testing.assert_allclose(gw, (g64 * xhat).sum(ax), rtol=1e-3, atol=1e-3)
     np.testing.assert_allclose(gb, g64.sum(ax), rtol=1e-4, atol=1e-4)
+    # channels last with C % 4 == 0: four channels per thread, forward and backward
+    cl4 = channels_last and c % 4 == 0
+    used = [n for n in ran if n.startswith("chan_affine")]
+    assert len(used) == 2 and all(("_cl4_" in n) == cl4 for n in used), used
 
 
 @pytest.mark.parametrize("channels_last", [False, True])

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .compile import acc_dtype, channels_last, empty_as, function, grid, null, ptr
+from .compile import acc_dtype, channels_last, dtype_name, empty_as, function, grid, null, ptr
 
 _SOURCE = r"""
 // chan_affine (below) over one (n, c) plane of L elements per block: no index division
@@ -162,6 +162,47 @@ extern "C" __global__ void chan_affine(const T* __restrict__ a, const T* __restr
     out[i] = ST(v);
   }
 }
+
+// chan_affine for channels-last data, an (M, C) matrix with C % 4 == 0: four neighbouring
+// channels per thread (8-byte loads of 16-bit values, 16-byte loads of float32), the
+// per-channel coefficients read as float4; n4 = M * C / 4 and c4 = C / 4.
+#define CL4_LOOP for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n4; \
+    i += (long long)gridDim.x * blockDim.x)
+extern "C" __global__ void chan_affine_cl4_half(const ushort4* __restrict__ a,
+    const ushort4* __restrict__ b, const float4* __restrict__ p, const float4* __restrict__ q,
+    const float4* __restrict__ r, ushort4* __restrict__ out, long long n4, int c4) {
+  bool small = n4 < 4294967295LL;
+  CL4_LOOP {
+    int ch = small ? (int)((unsigned int)i % (unsigned int)c4) : (int)(i % c4);
+    float4 pc = p[ch], rc = r[ch];
+    ushort4 v = a[i];
+    float y0 = LD(v.x) * pc.x + rc.x, y1 = LD(v.y) * pc.y + rc.y;
+    float y2 = LD(v.z) * pc.z + rc.z, y3 = LD(v.w) * pc.w + rc.w;
+    if (b) {
+      float4 qc = q[ch];
+      ushort4 u = b[i];
+      y0 += LD(u.x) * qc.x; y1 += LD(u.y) * qc.y; y2 += LD(u.z) * qc.z; y3 += LD(u.w) * qc.w;
+    }
+    out[i] = make_ushort4(ST(y0), ST(y1), ST(y2), ST(y3));
+  }
+}
+
+extern "C" __global__ void chan_affine_cl4_f32(const float4* __restrict__ a,
+    const float4* __restrict__ b, const float4* __restrict__ p, const float4* __restrict__ q,
+    const float4* __restrict__ r, float4* __restrict__ out, long long n4, int c4) {
+  bool small = n4 < 4294967295LL;
+  CL4_LOOP {
+    int ch = small ? (int)((unsigned int)i % (unsigned int)c4) : (int)(i % c4);
+    float4 pc = p[ch], rc = r[ch], v = a[i];
+    float4 y = make_float4(v.x * pc.x + rc.x, v.y * pc.y + rc.y, v.z * pc.z + rc.z,
+                           v.w * pc.w + rc.w);
+    if (b) {
+      float4 qc = q[ch], u = b[i];
+      y.x += u.x * qc.x; y.y += u.y * qc.y; y.z += u.z * qc.z; y.w += u.w * qc.w;
+    }
+    out[i] = y;
+  }
+}
 """
 
 
@@ -169,75 +210,76 @@ def _fn(name, dtype):
     return function("batchnorm", _SOURCE, dtype, name)
 
 
-def _chan_sums(a, b, shift):
-    """Per-channel partial sums (see the kernels), each (parts, C), and the part count;
-    ``a`` and ``b`` share one layout, C-contiguous or channels last."""
+def _chan_sums(a, b, shift, cl: bool):
+    """Per-channel partial sums (see the kernels) in one (2, parts, C) array, and the part
+    count; ``a`` and ``b`` share one layout, channels last when ``cl``, else C-contiguous."""
     import cupy
 
     n, c = a.shape[:2]
     acc = acc_dtype(a.dtype)
     opt_b = null() if b is None else ptr(b)
     opt_shift = null() if shift is None else shift
-    if channels_last(a):
+    if cl:
         m, tiles = a.size // c, -(-c // 32)
         parts = max(1, min(-(-m // 256), 2048 // tiles, 1024))
+        sums = cupy.empty((2, parts, c), acc)
+        s1, s2 = _rows(sums, parts * c)
         chunk = -(-m // parts)
-        s1, s2 = cupy.empty((2, parts, c), acc)
         args = (ptr(a), opt_b, opt_shift, s1, s2, np.int64(m), np.int32(c), np.int64(chunk))
         _fn("chan_sums_cl", a.dtype)((tiles, parts), (32, 8), args)
-        return s1, s2, parts
+        return sums, parts
     length = a.size // max(1, n * c)
     total = n * length
     parts = max(1, min(-(-total // 8192), max(1, 1024 // c)))
+    sums = cupy.empty((2, parts, c), acc)
+    s1, s2 = _rows(sums, parts * c)
     chunk = -(-total // parts)
-    s1, s2 = cupy.empty((2, parts, c), acc)
-    _fn("chan_sums", a.dtype)(
-        (c, parts),
-        (256,),
-        (
-            ptr(a),
-            opt_b,
-            opt_shift,
-            s1,
-            s2,
-            np.int64(n),
-            np.int32(c),
-            np.int64(length),
-            np.int64(chunk),
-        ),
-    )
-    return s1, s2, parts
+    args = (ptr(a), opt_b, opt_shift, s1, s2, np.int64(n), np.int32(c), np.int64(length))
+    _fn("chan_sums", a.dtype)((c, parts), (256,), (*args, np.int64(chunk)))
+    return sums, parts
 
 
-def _chan_affine(a, b, p, q, r):
-    """``a * p[c] + b * q[c] + r[c]`` (``b`` optional) in ``a``'s layout; ``b`` shares it."""
+def _rows(buf, row: int, count: int = 2):
+    """Kernel arguments for the first ``count`` rows of ``row`` elements of a dense buffer:
+    the rows' addresses (no CuPy view per row: each costs microseconds of host time). The
+    caller keeps ``buf`` alive until its launches are queued (a freed buffer is reused)."""
+    base, step = buf.data.ptr, row * buf.itemsize
+    return tuple(np.uint64(base + k * step) for k in range(count))
+
+
+_CL4 = {"float32": "chan_affine_cl4_f32", "bfloat16": "chan_affine_cl4_half"}
+_CL4["float16"] = _CL4["bfloat16"]  # the 16-bit kernel converts through LD / ST
+
+
+def _cl4_name(a, c: int):
+    """The four-channels-per-thread kernel for channels-last ``a`` with ``c`` channels, or
+    None (float64, C not a multiple of 4, or memory not aligned for vector loads)."""
+    name = _CL4.get(dtype_name(a.dtype))
+    return name if name is not None and c % 4 == 0 and a.data.ptr % 16 == 0 else None
+
+
+def _chan_affine(a, b, p, q, r, cl: bool):
+    """``a * p[c] + b * q[c] + r[c]`` (``b`` optional) in ``a``'s layout; ``b`` shares it.
+    ``p``, ``q``, ``r`` are (C,) accumulation-dtype arguments (arrays or addresses)."""
     n, c = a.shape[:2]
-    length = 1 if channels_last(a) else a.size // max(1, n * c)  # elements per channel run
     out = empty_as(a)
     opt_b, opt_q = null() if b is None else ptr(b), null() if q is None else q
+    if cl:
+        name = _cl4_name(a, c)
+        aligned = (b is None or b.data.ptr % 16 == 0) and out.data.ptr % 16 == 0
+        if name is not None and aligned:
+            n4 = a.size // 4
+            args = (ptr(a), opt_b, p, opt_q, r, ptr(out), np.int64(n4), np.int32(c // 4))
+            _fn(name, a.dtype)((grid(n4),), (256,), args)
+            return out
+    length = 1 if cl else a.size // max(1, n * c)  # elements per channel run
     if length >= 32 and n * c < 2**31:
         threads = min(256, -(-length // 32) * 32)
-        _fn("chan_affine_planes", a.dtype)(
-            (n * c,),
-            (threads,),
-            (ptr(a), opt_b, p, opt_q, r, ptr(out), np.int32(c), np.int64(length)),
-        )
+        args = (ptr(a), opt_b, p, opt_q, r, ptr(out), np.int32(c), np.int64(length))
+        _fn("chan_affine_planes", a.dtype)((n * c,), (threads,), args)
         return out
-    _fn("chan_affine", a.dtype)(
-        (grid(a.size),),
-        (256,),
-        (
-            ptr(a),
-            opt_b,
-            p,
-            opt_q,
-            r,
-            ptr(out),
-            np.int64(a.size),
-            np.int32(c),
-            np.int64(length),
-        ),
-    )
+    args = (ptr(a), opt_b, p, opt_q, r, ptr(out), np.int64(a.size), np.int32(c))
+    _fn("chan_affine", a.dtype)((grid(a.size),), (256,), (*args, np.int64(length)))
     return out
 
 
@@ -248,7 +290,7 @@ def batch_norm_usable(x) -> bool:
 
 def _per_channel(a, acc):
     """An optional (C,) parameter in the accumulation dtype (no copy when it already is)."""
-    return null() if a is None else a.astype(acc, copy=False)
+    return null() if a is None else a if a.dtype == acc else a.astype(acc)
 
 
 def batch_norm_train(x, w, b, eps, running=None):
@@ -261,9 +303,13 @@ def batch_norm_train(x, w, b, eps, running=None):
 
     c = x.shape[1]
     acc = acc_dtype(x.dtype)
+    cl = channels_last(x)
     rm, rv, momentum, n = (None, None, 0.0, 2) if running is None else running
-    s1, s2, parts = _chan_sums(x, None, None)
-    mean, var, rstd, scale, bias = cupy.empty((5, c), acc)  # one allocation
+    sums, parts = _chan_sums(x, None, None, cl)
+    s1, s2 = _rows(sums, parts * c)
+    stats = cupy.empty((5, c), acc)  # mean, var, rstd, scale, bias: one allocation
+    mean, var, rstd = stats[0], stats[1], stats[2]
+    scale, bias = _rows(stats, c, 5)[3:]
     _fn("bn_stats", x.dtype)(
         (-(-c // 4),),
         (128,),
@@ -280,7 +326,7 @@ def batch_norm_train(x, w, b, eps, running=None):
             scale,
             bias,
             np.int32(c),
-            np.int64(1 if channels_last(x) else x.size // max(1, x.shape[0] * c)),
+            np.int64(1 if cl else x.size // max(1, x.shape[0] * c)),
             np.int64(x.size // c),
             np.float64(eps),
             null() if rm is None else rm,
@@ -289,7 +335,7 @@ def batch_norm_train(x, w, b, eps, running=None):
             np.float64(n / (n - 1)),
         ),
     )
-    y = _chan_affine(x, None, scale, None, bias)
+    y = _chan_affine(x, None, scale, None, bias, cl)
     return y, mean, var, rstd
 
 
@@ -341,9 +387,12 @@ def batch_norm_train_grad(g, x, mean, rstd, w, need_x, need_w, need_b):
 
     c = x.shape[1]
     acc = mean.dtype
-    s1, s2, parts = _chan_sums(g, x, mean)  # sum g, sum g * (x - mean)
+    cl = channels_last(x)
+    sums, parts = _chan_sums(g, x, mean, cl)  # sum g, sum g * (x - mean)
+    s1, s2 = _rows(sums, parts * c)
     gw, gb = cupy.empty(c, acc), cupy.empty(c, acc)  # arrays of their own: .grad keeps them
-    k1, k2, k3 = cupy.empty((3, c), acc)  # as they are (rows of one array would be copied)
+    coeffs = cupy.empty((3, c), acc)  # as they are (rows of one array would be copied)
+    k1, k2, k3 = _rows(coeffs, c, 3)
     _fn("bn_grad_coeffs", g.dtype)(
         (-(-c // 4),),
         (128,),
@@ -366,5 +415,5 @@ def batch_norm_train_grad(g, x, mean, rstd, w, need_x, need_w, need_b):
     pdt = g.dtype if w is None else w.dtype  # a float32 affine under bfloat16 activations
     gw = gw.astype(pdt, copy=False) if need_w else None
     gb = gb.astype(pdt, copy=False) if need_b else None
-    gx = _chan_affine(g, x, k1, k2, k3) if need_x else None
+    gx = _chan_affine(g, x, k1, k2, k3, cl) if need_x else None
     return gx, gw, gb

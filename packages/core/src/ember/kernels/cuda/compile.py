@@ -107,7 +107,7 @@ _FUNCTIONS: dict = {}
 def function(key: str, source: str, dtype, name: str):
     """The kernel ``name`` of ``module(key, source, dtype)``, cached: CuPy's ``get_function``
     costs about 10 us per call on the host, more than the launch itself."""
-    fkey = (key, np.dtype(dtype).str, name)
+    fkey = (key, dtype, name)  # dtype as given: equal dtypes hash alike, no np.dtype() call
     fn = _FUNCTIONS.get(fkey)
     if fn is None:
         fn = _FUNCTIONS[fkey] = module(key, source, dtype).get_function(name)
@@ -206,12 +206,22 @@ def empty_strided(shape, dtype, order):
     autograd stores it as a gradient without the copy it makes of views."""
     import cupy
 
-    itemsize = np.dtype(dtype).itemsize
-    strides, step = [0] * len(shape), itemsize
-    for ax in reversed(order):
-        strides[ax] = step
-        step *= shape[ax]
-    return cupy.ndarray(tuple(shape), dtype, cupy.cuda.alloc(step), tuple(strides))
+    key = (tuple(shape), dtype, order)
+    hit = _STRIDED.get(key)
+    if hit is None:
+        itemsize = np.dtype(dtype).itemsize
+        strides, step = [0] * len(shape), itemsize
+        for ax in reversed(order):
+            strides[ax] = step
+            step *= shape[ax]
+        hit = _STRIDED[key] = (tuple(shape), tuple(strides), step)
+        if len(_STRIDED) > 4096:  # shapes seen in one process are few; bound it anyway
+            _STRIDED.clear()
+    shape, strides, nbytes = hit
+    return cupy.ndarray(shape, dtype, cupy.cuda.alloc(nbytes), strides)
+
+
+_STRIDED: dict = {}  # (shape, dtype, order) -> (shape, strides, bytes) for empty_strided
 
 
 def empty_4d(shape, dtype, channels_last: bool):

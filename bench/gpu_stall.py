@@ -354,6 +354,9 @@ def main(argv=None):
         f"  events: GPU idle waiting for the host {lo:.1f}-{hi:.1f} ms per step, max lag "
         f"{lag:.1f} ms; idle before: " + ", ".join(f"{k} {v / n * 1e3:.2f}" for k, v in top)
     )
+    from ember.kernels.cuda import cudnn_graphs
+
+    print(f"  cuDNN graphs run directly / through execute(): {cudnn_graphs.STATS}")
     if args.kernels:
         _kernels(step)
 

@@ -129,3 +129,17 @@ def test_multi_tensor_check_pairs_layouts_per_parameter():
     assert row.strides != row_g.strides  # a size-1 dim's stride says nothing
     assert cuda_optim.multi_usable([row], [row_g.view(CupyLike)])
     assert not cuda_optim.multi_usable([row], [row.astype(np.float64).view(CupyLike)])
+
+
+def test_conv_nhwc_check_agrees_with_a_transpose_check():
+    """kernels/cuda/conv.py's NHWC density check (strides only) against the definition it
+    replaced: the (0, 2, 3, 1) transpose is C-contiguous, size-1 dims included."""
+    from ember.kernels.cuda import conv
+
+    r = np.random.default_rng(4)
+    for _ in range(300):
+        shape = tuple(int(v) for v in r.integers(1, 4, 4))
+        a = nhwc(shape) if r.random() < 0.5 else np.zeros(shape, np.float32)
+        if r.random() < 0.3:
+            a = a[:, :, :, ::2] if shape[3] > 1 else a[:, :, ::2]
+        assert conv.nhwc_dense(a) == a.transpose(0, 2, 3, 1).flags.c_contiguous, (shape, a.strides)

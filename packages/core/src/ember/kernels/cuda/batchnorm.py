@@ -211,8 +211,9 @@ def _fn(name, dtype):
 
 
 def _chan_sums(a, b, shift, cl: bool):
-    """Per-channel partial sums (see the kernels) in one (2, parts, C) array, and the part
-    count; ``a`` and ``b`` share one layout, channels last when ``cl``, else C-contiguous."""
+    """Per-channel partial sums (see the kernels): the addresses of the two (parts, C) rows,
+    the part count, and the (2, parts, C) buffer that holds them (for the caller to keep
+    alive); ``a`` and ``b`` share one layout, channels last when ``cl``, else C-contiguous."""
     import cupy
 
     n, c = a.shape[:2]
@@ -227,7 +228,7 @@ def _chan_sums(a, b, shift, cl: bool):
         chunk = -(-m // parts)
         args = (ptr(a), opt_b, opt_shift, s1, s2, np.int64(m), np.int32(c), np.int64(chunk))
         _fn("chan_sums_cl", a.dtype)((tiles, parts), (32, 8), args)
-        return sums, parts
+        return s1, s2, parts, sums
     length = a.size // max(1, n * c)
     total = n * length
     parts = max(1, min(-(-total // 8192), max(1, 1024 // c)))
@@ -236,15 +237,15 @@ def _chan_sums(a, b, shift, cl: bool):
     chunk = -(-total // parts)
     args = (ptr(a), opt_b, opt_shift, s1, s2, np.int64(n), np.int32(c), np.int64(length))
     _fn("chan_sums", a.dtype)((c, parts), (256,), (*args, np.int64(chunk)))
-    return sums, parts
+    return s1, s2, parts, sums
 
 
-def _rows(buf, row: int, count: int = 2):
-    """Kernel arguments for the first ``count`` rows of ``row`` elements of a dense buffer:
+def _rows(buf, row: int, count: int = 2, first: int = 0):
+    """Kernel arguments for ``count`` rows of ``row`` elements of a dense buffer from ``first``:
     the rows' addresses (no CuPy view per row: each costs microseconds of host time). The
     caller keeps ``buf`` alive until its launches are queued (a freed buffer is reused)."""
     base, step = buf.data.ptr, row * buf.itemsize
-    return tuple(np.uint64(base + k * step) for k in range(count))
+    return [np.uint64(base + k * step) for k in range(first, first + count)]
 
 
 _CL4 = {"float32": "chan_affine_cl4_f32", "bfloat16": "chan_affine_cl4_half"}
@@ -305,11 +306,10 @@ def batch_norm_train(x, w, b, eps, running=None):
     acc = acc_dtype(x.dtype)
     cl = channels_last(x)
     rm, rv, momentum, n = (None, None, 0.0, 2) if running is None else running
-    sums, parts = _chan_sums(x, None, None, cl)
-    s1, s2 = _rows(sums, parts * c)
+    s1, s2, parts, sums = _chan_sums(x, None, None, cl)  # sums: alive until launched
     stats = cupy.empty((5, c), acc)  # mean, var, rstd, scale, bias: one allocation
     mean, var, rstd = stats[0], stats[1], stats[2]
-    scale, bias = _rows(stats, c, 5)[3:]
+    scale, bias = _rows(stats, c, 2, first=3)
     _fn("bn_stats", x.dtype)(
         (-(-c // 4),),
         (128,),
@@ -388,8 +388,7 @@ def batch_norm_train_grad(g, x, mean, rstd, w, need_x, need_w, need_b):
     c = x.shape[1]
     acc = mean.dtype
     cl = channels_last(x)
-    sums, parts = _chan_sums(g, x, mean, cl)  # sum g, sum g * (x - mean)
-    s1, s2 = _rows(sums, parts * c)
+    s1, s2, parts, sums = _chan_sums(g, x, mean, cl)  # sum g, sum g * (x - mean)
     gw, gb = cupy.empty(c, acc), cupy.empty(c, acc)  # arrays of their own: .grad keeps them
     coeffs = cupy.empty((3, c), acc)  # as they are (rows of one array would be copied)
     k1, k2, k3 = _rows(coeffs, c, 3)

@@ -52,17 +52,20 @@ def enabled() -> bool:
     return True
 
 
+_TYPE_NAMES = {"float32": "FLOAT", "float64": "DOUBLE", "float16": "HALF", "bfloat16": "BFLOAT16"}
+_TYPES: dict = {}  # dtype -> cudnn.data_type or None (ml_dtypes' dtype.name runs Python code)
+
+
 def data_type(dtype):
     """The cudnn.data_type of a NumPy dtype, or None."""
-    mod = cudnn()
-    names = {
-        "float32": "FLOAT",
-        "float64": "DOUBLE",
-        "float16": "HALF",
-        "bfloat16": "BFLOAT16",
-    }
-    name = names.get(np.dtype(dtype).name)
-    return None if name is None else getattr(mod.data_type, name)
+    hit = _TYPES.get(dtype, False)
+    if hit is False:
+        mod = cudnn()
+        name = _TYPE_NAMES.get(np.dtype(dtype).name)
+        hit = None if name is None or mod is None else getattr(mod.data_type, name)
+        if mod is not None:
+            _TYPES[dtype] = hit
+    return hit
 
 
 def handle():

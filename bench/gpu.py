@@ -243,13 +243,30 @@ def _run(fn, lib, mode, batch, warmup, iters):
         return None, f"{type(exc).__name__}: {str(exc)[:200]}"
 
 
+def host_calibration(repeat: int = 5) -> float:
+    """Milliseconds of a fixed pure-Python workload (dict and list churn, as an autograd step
+    does), the best of ``repeat``: the device's CPU speed in this process, recorded with each
+    row because the host-bound rows follow it (one H100 session saw PyTorch's own host time
+    per step move 1.5-1.9x between calls)."""
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        d = {}
+        for i in range(20000):
+            d[i] = [i, i + 1]
+        total = sum(v[1] - v[0] for v in d.values())
+        best = min(best, time.perf_counter() - t0)
+    assert total == 20000
+    return best * 1e3
+
+
 def _section_row(args, section) -> dict:
     """Run one section with both libraries in this process; its row (printed as JSON)."""
     name, fn, mode, batch, warmup, iters = section
     if args.quick:
         batch, warmup, iters = max(1, batch // 8), 1, 2
         DEVICE["seq"] = 128
-    row = {"name": name, "mode": mode}
+    row = {"name": name, "mode": mode, "host_calibration_ms": host_calibration()}
     DEVICE["profile"] = mode in set(args.profile.split(",")) and fn is not launch
     DEVICE["host_profile"] = mode in set(args.host_profile.split(",")) and fn is not launch
     DEVICE["label"] = name
@@ -343,8 +360,8 @@ def main(argv=None):
     print(f"cuDNN graphs refused: {len(refused)}")
     for line in refused[:5]:
         print(f"  {line}")
-    print("\n| benchmark | ember | torch | ember/torch | target |")
-    print("|---|---:|---:|---:|---:|")
+    print("\n| benchmark | ember | torch | ember/torch | target | host calibration ms |")
+    print("|---|---:|---:|---:|---:|---:|")
     for r in rows:
         tgt = TARGETS.get(r["mode"])
         ratio = r.get("ratio")
@@ -355,7 +372,12 @@ def main(argv=None):
         )
         e = "error" if r["ember"] is None else f"{r['ember']:,.0f}"
         t = "error" if r["torch"] is None else f"{r['torch']:,.0f}"
-        print(f"| {r['name']} | {e} | {t} | {'-' if ratio is None else f'{ratio:.2f}'} | {mark} |")
+        cal = r.get("host_calibration_ms")
+        cal = "-" if cal is None else f"{cal:.2f}"
+        print(
+            f"| {r['name']} | {e} | {t} | {'-' if ratio is None else f'{ratio:.2f}'} | {mark} "
+            f"| {cal} |"
+        )
 
 
 if __name__ == "__main__":

@@ -329,9 +329,11 @@ def main(argv=None):
     gc.disable()
     ms_nogc, host_nogc = _loop(step, n)
     gc.enable()
+    from gpu import host_calibration
+
     print(
         f"[stall {label}] step {ms:.1f} ms (host {host:.1f}); gc off: {ms_nogc:.1f} (host "
-        f"{host_nogc:.1f})"
+        f"{host_nogc:.1f}); host calibration {host_calibration():.2f} ms"
     )
     if CUDA["on"]:
         print(f"  sync check: {_sync_check(step)}")

@@ -166,42 +166,42 @@ extern "C" __global__ void chan_affine(const T* __restrict__ a, const T* __restr
 // chan_affine for channels-last data, an (M, C) matrix with C % 4 == 0: four neighbouring
 // channels per thread (8-byte loads of 16-bit values, 16-byte loads of float32), the
 // per-channel coefficients read as float4; n4 = M * C / 4 and c4 = C / 4.
-#define CL4_LOOP for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n4; \
-    i += (long long)gridDim.x * blockDim.x)
-extern "C" __global__ void chan_affine_cl4_half(const ushort4* __restrict__ a,
-    const ushort4* __restrict__ b, const float4* __restrict__ p, const float4* __restrict__ q,
-    const float4* __restrict__ r, ushort4* __restrict__ out, long long n4, int c4) {
-  bool small = n4 < 4294967295LL;
-  CL4_LOOP {
-    int ch = small ? (int)((unsigned int)i % (unsigned int)c4) : (int)(i % c4);
-    float4 pc = p[ch], rc = r[ch];
-    ushort4 v = a[i];
-    float y0 = LD(v.x) * pc.x + rc.x, y1 = LD(v.y) * pc.y + rc.y;
-    float y2 = LD(v.z) * pc.z + rc.z, y3 = LD(v.w) * pc.w + rc.w;
-    if (b) {
-      float4 qc = q[ch];
-      ushort4 u = b[i];
-      y0 += LD(u.x) * qc.x; y1 += LD(u.y) * qc.y; y2 += LD(u.z) * qc.z; y3 += LD(u.w) * qc.w;
-    }
-    out[i] = make_ushort4(ST(y0), ST(y1), ST(y2), ST(y3));
-  }
+__device__ __forceinline__ float4 ld4(ushort4 v) {
+  return make_float4(LD(v.x), LD(v.y), LD(v.z), LD(v.w));
 }
+__device__ __forceinline__ float4 ld4(float4 v) { return v; }
+__device__ __forceinline__ void st4(ushort4* o, float4 y) {
+  *o = make_ushort4(ST(y.x), ST(y.y), ST(y.z), ST(y.w));
+}
+__device__ __forceinline__ void st4(float4* o, float4 y) { *o = y; }
 
-extern "C" __global__ void chan_affine_cl4_f32(const float4* __restrict__ a,
-    const float4* __restrict__ b, const float4* __restrict__ p, const float4* __restrict__ q,
-    const float4* __restrict__ r, float4* __restrict__ out, long long n4, int c4) {
+template <typename V>
+__device__ void affine_cl4(const V* __restrict__ a, const V* __restrict__ b,
+    const float4* __restrict__ p, const float4* __restrict__ q, const float4* __restrict__ r,
+    V* __restrict__ out, long long n4, int c4) {
   bool small = n4 < 4294967295LL;
-  CL4_LOOP {
+  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n4;
+       i += (long long)gridDim.x * blockDim.x) {
     int ch = small ? (int)((unsigned int)i % (unsigned int)c4) : (int)(i % c4);
-    float4 pc = p[ch], rc = r[ch], v = a[i];
+    float4 pc = p[ch], rc = r[ch], v = ld4(a[i]);
     float4 y = make_float4(v.x * pc.x + rc.x, v.y * pc.y + rc.y, v.z * pc.z + rc.z,
                            v.w * pc.w + rc.w);
     if (b) {
-      float4 qc = q[ch], u = b[i];
+      float4 qc = q[ch], u = ld4(b[i]);
       y.x += u.x * qc.x; y.y += u.y * qc.y; y.z += u.z * qc.z; y.w += u.w * qc.w;
     }
-    out[i] = y;
+    st4(out + i, y);
   }
+}
+
+extern "C" __global__ void chan_affine_cl4_half(const ushort4* a, const ushort4* b,
+    const float4* p, const float4* q, const float4* r, ushort4* out, long long n4, int c4) {
+  affine_cl4(a, b, p, q, r, out, n4, c4);
+}
+
+extern "C" __global__ void chan_affine_cl4_f32(const float4* a, const float4* b,
+    const float4* p, const float4* q, const float4* r, float4* out, long long n4, int c4) {
+  affine_cl4(a, b, p, q, r, out, n4, c4);
 }
 """
 

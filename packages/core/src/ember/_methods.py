@@ -13,7 +13,7 @@ from .backend.device import CPU
 from .ops import elementwise as E
 from .ops import shape as S
 from .ops import unary as U
-from .ops.inplace import apply_inplace
+from .ops.inplace import apply_inplace, scalar_inplace
 
 
 def _rbin(fn):
@@ -23,8 +23,18 @@ def _rbin(fn):
     return m
 
 
+_SCALAR_OPS = {"add_": "add", "sub_": "sub", "mul_": "mul"}
+_SCALAR_OPS.update({"__iadd__": "add", "__isub__": "sub", "__imul__": "mul"})
+
+
 def _inplace(fn, name):
+    scalar_op = _SCALAR_OPS.get(name)
+
     def m(self, other=None, *args, **kwargs):
+        if scalar_op is not None and not args and not kwargs:
+            done = scalar_inplace(self, scalar_op, other)
+            if done is not None:
+                return done
         return apply_inplace(self, fn, other, *args, op=name, **kwargs)
 
     m.__name__ = name

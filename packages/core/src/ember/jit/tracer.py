@@ -179,11 +179,20 @@ def _patch_commit(rec: Recorder) -> list:
         rec.commit(t, out)
         return res
 
+    def general_path(t, op, other):  # the in-place fast path skips Primitive.apply: off
+        return None
+
+    fast = inplace.scalar_inplace
     saved = []
     for mod in list(sys.modules.values()):
-        if getattr(mod, "__name__", "").startswith("ember") and mod.__dict__.get("commit") is orig:
+        if not getattr(mod, "__name__", "").startswith("ember"):
+            continue
+        if mod.__dict__.get("commit") is orig:
             saved.append((mod, "commit", orig))
             mod.commit = commit
+        if mod.__dict__.get("scalar_inplace") is fast:
+            saved.append((mod, "scalar_inplace", fast))
+            mod.scalar_inplace = general_path
     return saved
 
 

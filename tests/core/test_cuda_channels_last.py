@@ -226,6 +226,7 @@ def test_batch_norm_running_statistics_update_in_the_statistics_launch(fmt, monk
         for _ in range(2):
             bn(x)
         assert bn.running_mean._version == before + 2
+        assert bn.num_batches_tracked.item() == 2  # add_(1) in place: one launch on CUDA
         out.append([bn.running_mean.cpu().numpy(), bn.running_var.cpu().numpy()])
     for a, b in zip(*out):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One device call on a lent GPU: install the cuDNN frontend wheel carried in .whl/, run every
 # @pytest.mark.gpu test, then bench/gpu.py (ember beside PyTorch) with kernel profiles of the
-# bf16 and TF32 runs. Logs and JSON go to $OUT; the end of stdout is a short summary table.
+# bf16 and TF32 runs, then the CUDA-graph experiment (GRAPH_PROBE=0 skips it). Logs and JSON
+# go to $OUT; the end of stdout is a short summary table.
 #   usage (from the repository root, on the device): bash tools/device_check.sh [bench args]
 set -u
 OUT=${OUT:-/tmp/out}
@@ -26,3 +27,7 @@ awk '/^\[host profile .* ember\]/{on=1; n=0; print; next} /^[\[{]/{on=0} on && n
     "$OUT/bench.log" | cut -c1-150
 grep -E "Error" "$OUT/bench.log" | grep -v "^{" | head -8
 sed -n '/^cuDNN graphs refused/,$p' "$OUT/bench.log"
+# the CUDA-graph experiment (bench/gpu_graph_probe.py): one line per finding
+if [ "${GRAPH_PROBE:-1}" = 1 ]; then
+    timeout 120 python3 bench/gpu_graph_probe.py 2>&1 | grep -v Warn | tail -12
+fi

@@ -158,6 +158,32 @@ def test_multi_tensor_sgd_over_mixed_layouts(cupy):
         np.testing.assert_allclose(p, p0 - 0.1 * (d + 0.9 * buf), rtol=1e-5, atol=1e-5)
 
 
+def test_optimizer_pointer_tables_are_cached_by_address(cupy, monkeypatch):
+    """The multi-tensor kernels' pointer table is uploaded once per set of addresses: the
+    same arrays (gradients zeroed in place) reuse it, other arrays get their own."""
+    from ember.kernels.cuda import optim as cuda_optim
+
+    monkeypatch.setattr(cuda_optim, "_PTRS", {})
+    uploads = []
+    real = cupy.asarray
+    monkeypatch.setattr(cupy, "asarray", lambda a, dtype=None: uploads.append(1) or real(a, dtype))
+    groups = [[dev(np.ones(5, np.float32)), dev(np.ones(3, np.float32))] for _ in range(3)]
+    t1 = cuda_optim._pointers(groups)
+    t2 = cuda_optim._pointers(groups)
+    assert t1 is t2 and len(uploads) == 1
+    want = [a.data.ptr for grp in groups for a in grp]
+    np.testing.assert_array_equal(np.asarray(t1), np.array(want, np.uint64))
+    other = [grp[::-1] for grp in groups]  # the same arrays in another order: another table
+    t3 = cuda_optim._pointers(other)
+    assert t3 is not t1 and len(uploads) == 2
+    np.testing.assert_array_equal(
+        np.asarray(t3), np.array([a.data.ptr for grp in other for a in grp], np.uint64)
+    )
+    for i in range(cuda_optim._PTRS_KEPT + 2):  # bounded: the oldest tables go
+        cuda_optim._pointers([[dev(np.ones(i + 1, np.float32))]])
+    assert len(cuda_optim._PTRS) == cuda_optim._PTRS_KEPT
+
+
 def test_row_kernel_wrappers(cupy):
     from ember.kernels.cuda import rowwise
 

@@ -70,11 +70,32 @@ def _fn(name, dtype):
     return function("optim", _SOURCE, dtype, name)
 
 
+_PTRS: dict = {}  # (device, pointer values) -> that pointer table on the device
+_PTRS_KEPT = 8
+
+
+def _pointers(groups):
+    """The device array of the groups' addresses, cached by the address values (on the
+    device): a table holds numbers, not references, so it stays right for whatever arrays
+    live at those addresses. Gradients zeroed in place, or handed the same addresses again by
+    CuPy's pool, then need no upload per step (an upload inside a captured CUDA graph would
+    replay a copy from host memory that may since hold something else)."""
+    import cupy
+
+    first = groups[0][0]
+    key = (getattr(first.device, "id", 0), tuple([a.data.ptr for grp in groups for a in grp]))
+    ptrs = _PTRS.get(key)
+    if ptrs is None:
+        if len(_PTRS) >= _PTRS_KEPT:
+            del _PTRS[next(iter(_PTRS))]  # the oldest
+        ptrs = _PTRS[key] = cupy.asarray(np.array(key[1], np.uint64))
+    return ptrs
+
+
 def _table(groups):
     """The pointer table of ``groups`` (lists of same-length arrays: params, grads, states)
-    and the block map of their sizes. The map is cached by the sizes; the pointers are
-    uploaded every step (gradients are new arrays each step, and caching them would keep
-    them alive)."""
+    and the block map of their sizes, both cached (the map by the sizes, the table by the
+    addresses)."""
     import cupy
 
     sizes = tuple(a.size for a in groups[0])
@@ -90,8 +111,7 @@ def _table(groups):
             cupy.asarray(block_start),
             int(block_tensor.size),
         )
-    ptrs = cupy.asarray(np.array([a.data.ptr for grp in groups for a in grp], np.uint64))
-    return (ptrs, *hit)
+    return (_pointers(groups), *hit)
 
 
 def multi_usable(*groups) -> bool:

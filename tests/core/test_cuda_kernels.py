@@ -158,7 +158,7 @@ def test_batch_norm_train(dtype, shape):
     assert rel(host(gb), g64.sum(ax)) < 20 * tol
 
 
-def _train(opt_cls, device, steps=3, **kw):
+def _train(opt_cls, device, steps=3, in_place=False, **kw):
     r = np.random.default_rng(5)
     shapes = [(7, 5), (5,), (3000,), (2, 3, 4)]
     ps = [
@@ -168,9 +168,11 @@ def _train(opt_cls, device, steps=3, **kw):
     opt = opt_cls(ps, **kw)
     for _ in range(steps):
         for p in ps:
-            p.grad = ember.tensor(
-                r.standard_normal(tuple(p.shape)), dtype=ember.float32, device=device
-            )
+            g = ember.tensor(r.standard_normal(tuple(p.shape)), dtype=ember.float32, device=device)
+            if in_place and p.grad is not None:  # the same gradient arrays every step
+                p.grad.copy_(g)
+            else:
+                p.grad = g
         opt.step()
     return [p.detach().cpu().numpy().astype(np.float64) for p in ps]
 
@@ -197,6 +199,22 @@ def test_multi_tensor_optimizers_match_cpu(opt_cls, kw, monkeypatch):
     cpu = _train(opt_cls, "cpu", **kw)
     gpu = _train(opt_cls, "cuda", **kw)
     assert len(calls) == 3  # one launch per step, not a CPU-style loop
+    for a, b in zip(gpu, cpu):
+        assert rel(a, b) < 1e-6
+
+
+@pytest.mark.parametrize(
+    "opt_cls,kw",
+    [
+        (ember.optim.Adam, {"lr": 1e-2}),
+        (ember.optim.SGD, {"lr": 0.1, "momentum": 0.9}),
+    ],
+)
+def test_multi_tensor_optimizers_with_gradients_kept_in_place(opt_cls, kw):
+    """Gradients written into the same arrays each step: the pointer table cached by address
+    (kernels/cuda/optim.py) is reused, and the steps still match the CPU's."""
+    cpu = _train(opt_cls, "cpu", steps=4, in_place=True, **kw)
+    gpu = _train(opt_cls, "cuda", steps=4, in_place=True, **kw)
     for a, b in zip(gpu, cpu):
         assert rel(a, b) < 1e-6
 

@@ -6,6 +6,7 @@ GPU tests (its conversions are PTX). Needs g++."""
 
 import shutil
 import sys
+import types
 
 import ml_dtypes
 import numpy as np
@@ -224,3 +225,36 @@ def test_cudnn_workspaces_are_shared_per_stream_and_grow(cupy):
     assert G._workspace((0, 8), 10) != b  # another stream, its own buffer
     G.release_workspaces()
     assert not G._WORKSPACES
+
+
+def test_cudnn_handle_follows_the_current_stream(cupy, monkeypatch):
+    """The cuDNN handle is set to CuPy's current stream whenever that stream changes (a
+    stale stream would run convolutions out of order with the rest), and only then; cuDNN
+    data types come from the dtype, looked up once."""
+    from ember.kernels.cuda import cudnn_graphs as G
+
+    calls = []
+    fake = types.SimpleNamespace(
+        create_handle=lambda: "handle",
+        set_stream=lambda handle, stream: calls.append((handle, stream)),
+        data_type=types.SimpleNamespace(FLOAT="f", DOUBLE="d", HALF="h", BFLOAT16="b"),
+    )
+    monkeypatch.setattr(G, "cudnn", lambda: fake)
+    monkeypatch.setattr(G, "_HANDLES", {})
+    monkeypatch.setattr(G, "_ON_STREAM", {})
+    monkeypatch.setattr(G, "_TYPES", {})
+    current = types.SimpleNamespace(ptr=0)
+    cupy.cuda.runtime = types.SimpleNamespace(getDevice=lambda: 0)
+    cupy.cuda.get_current_stream = lambda: current
+    assert G._current() == ("handle", (0, 0))
+    G._current()
+    assert calls == [("handle", 0)]  # unchanged stream: not set again
+    current.ptr = 77
+    assert G._current() == ("handle", (0, 77))
+    current.ptr = 0
+    G._current()
+    assert calls == [("handle", 0), ("handle", 77), ("handle", 0)]
+    want = {np.float32: "f", np.float64: "d", np.float16: "h", ml_dtypes.bfloat16: "b"}
+    for dt, name in want.items():
+        assert G.data_type(np.dtype(dt)) == name and G.data_type(np.dtype(dt)) == name
+    assert G.data_type(np.dtype(np.int32)) is None

@@ -35,9 +35,7 @@ def cudnn():
 def enabled() -> bool:
     """True when ``ember.backends.cudnn.enabled`` is set and the frontend loads. The first
     time it does not load, a RuntimeWarning says why and what runs instead."""
-    from ...backends import cudnn as flags
-
-    if not flags.enabled:
+    if not _flags.enabled:
         return False
     if cudnn() is None:
         if not _STATE.get("warned"):
@@ -128,8 +126,7 @@ def build(key, make):
     """The cached graph for ``key``, built by ``make()`` -> (graph, tensors, float32?) on first
     use; None when cuDNN refuses it (remembered). Float32 graphs drop engines that would
     down-convert inputs, and TF32 ones unless ``ember.backends.cudnn.allow_tf32``."""
-    flags = _flags
-    key = (key, bool(flags.allow_tf32), bool(flags.deterministic))
+    key = (key, bool(_flags.allow_tf32), bool(_flags.deterministic))
     if key in _GRAPHS:
         return _GRAPHS[key]
     mod = cudnn()
@@ -140,9 +137,9 @@ def build(key, make):
         notes = []
         if is_f32:
             notes.append(mod.numerical_note.DOWN_CONVERT_INPUTS)
-            if not flags.allow_tf32:
+            if not _flags.allow_tf32:
                 notes.append(mod.numerical_note.TENSOR_CORE)
-        if flags.deterministic:
+        if _flags.deterministic:
             notes.append(mod.numerical_note.NONDETERMINISTIC)
         if notes:
             graph.deselect_numeric_notes(notes)

@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...backends import cuda as backends_cuda
+from .compile import dtype_name
+
 _DTYPES = {"float32": 0, "float64": 1, "float16": 2, "bfloat16": 14}  # cudaDataType
 _COMPUTE_32F, _COMPUTE_32F_TF32, _COMPUTE_64F = 68, 77, 70  # cublasComputeType_t
 _OP_N, _OP_T = 0, 1
@@ -108,7 +111,7 @@ def matmul(a, b):
     """``a @ b`` for CuPy arrays in one cuBLAS call (or one per leading index, when only the
     inner batch dims share a stride: attention's heads split from a (B, S, H, D) buffer), or
     None where ``plan`` declines (the caller then uses ``cupy.matmul``)."""
-    if a.dtype != b.dtype or a.dtype.name not in _DTYPES or a.size == 0 or b.size == 0:
+    if a.dtype != b.dtype or dtype_name(a.dtype) not in _DTYPES or a.size == 0 or b.size == 0:
         return None
     if any(s % a.itemsize for s in a.strides + b.strides) or a.device.id != b.device.id:
         return None
@@ -139,20 +142,17 @@ def _cublas():
 
 
 def _call(a, b, out, p) -> None:
-    from cupy.cuda import device
+    import cupy  # a plain import: ``from cupy.cuda import device`` runs importlib per call
 
     cublas = _cublas()
-
-    from ...backends import cuda as backends_cuda
-
-    dt = _DTYPES[a.dtype.name]
+    dt = _DTYPES[dtype_name(a.dtype)]  # cached: bfloat16's dtype.name runs Python code
     if a.dtype == np.float64:
         compute, scalar = _COMPUTE_64F, np.dtype(np.float64)
     else:
         tf32 = a.dtype == np.float32 and backends_cuda.STATE.precision != "highest"
         compute, scalar = (_COMPUTE_32F_TF32 if tf32 else _COMPUTE_32F), np.dtype(np.float32)
     one, zero = _SCALARS[scalar]
-    handle = device.get_cublas_handle()
+    handle = cupy.cuda.device.get_cublas_handle()
     cublas.setPointerMode(handle, 0)  # CUBLAS_POINTER_MODE_HOST: alpha and beta on the host
     cublas.gemmStridedBatchedEx(
         handle,

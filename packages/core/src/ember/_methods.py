@@ -23,16 +23,16 @@ def _rbin(fn):
     return m
 
 
-_SCALAR_OPS = {"add_": "add", "sub_": "sub", "mul_": "mul"}
-_SCALAR_OPS.update({"__iadd__": "add", "__isub__": "sub", "__imul__": "mul"})
+_SCALAR_UFUNCS = {"add_": "add", "sub_": "subtract", "mul_": "multiply"}  # scalar_inplace's
+_SCALAR_UFUNCS.update({"__iadd__": "add", "__isub__": "subtract", "__imul__": "multiply"})
 
 
 def _inplace(fn, name):
-    scalar_op = _SCALAR_OPS.get(name)
+    ufunc = _SCALAR_UFUNCS.get(name)
 
     def m(self, other=None, *args, **kwargs):
-        if scalar_op is not None and not args and not kwargs:
-            done = scalar_inplace(self, scalar_op, other)
+        if ufunc is not None and not args and not kwargs:
+            done = scalar_inplace(self, ufunc, other)
             if done is not None:
                 return done
         return apply_inplace(self, fn, other, *args, op=name, **kwargs)

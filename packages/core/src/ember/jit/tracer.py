@@ -179,7 +179,7 @@ def _patch_commit(rec: Recorder) -> list:
         rec.commit(t, out)
         return res
 
-    def general_path(t, op, other):  # the in-place fast path skips Primitive.apply: off
+    def general_path(t, ufunc, other):  # the in-place fast path skips Primitive.apply: off
         return None
 
     fast = inplace.scalar_inplace

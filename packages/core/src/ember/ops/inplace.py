@@ -64,14 +64,13 @@ def commit(t: Tensor, out: Tensor) -> Tensor:
 # two and an allocation (BatchNorm's num_batches_tracked: 53 a ResNet-50 step). Only for
 # float32/float64 and int32/int64 with a number that fits; other dtypes have their own
 # scalar handling (elementwise._binary), and larger integers wrap there.
-_SCALAR_UFUNCS = {"add": "add", "sub": "subtract", "mul": "multiply"}
 _SCALAR_DTYPES = frozenset(np.dtype(d) for d in (np.float32, np.float64, np.int32, np.int64))
 
 
-def scalar_inplace(t: Tensor, op: str, other) -> Tensor | None:
-    """``t op= other`` for ``op`` in add / sub / mul and a Python int or float, computed in
-    ``t``'s memory when no graph is recorded and the result keeps ``t``'s dtype; None where
-    the general path must run (it also raises the errors)."""
+def scalar_inplace(t: Tensor, ufunc: str, other) -> Tensor | None:
+    """``t = ufunc(t, other)`` for ``ufunc`` ``"add"``, ``"subtract"`` or ``"multiply"`` and a
+    Python int or float, computed in ``t``'s memory when no graph is recorded and the result
+    keeps ``t``'s dtype; None where the general path must run (it also raises the errors)."""
     cls = other.__class__
     if cls is not int and cls is not float:
         return None
@@ -85,7 +84,7 @@ def scalar_inplace(t: Tensor, op: str, other) -> Tensor | None:
         return None
     if isinstance(d, np.ndarray) and not d.flags.writeable:
         return None
-    getattr(array_module(d), _SCALAR_UFUNCS[op])(d, other, out=d)
+    getattr(array_module(d), ufunc)(d, other, out=d)
     t._vbox[0] += 1
     return t
 

@@ -252,11 +252,14 @@ _CL4 = {"float32": "chan_affine_cl4_f32", "bfloat16": "chan_affine_cl4_half"}
 _CL4["float16"] = _CL4["bfloat16"]  # the 16-bit kernel converts through LD / ST
 
 
-def _cl4_name(a, c: int):
-    """The four-channels-per-thread kernel for channels-last ``a`` with ``c`` channels, or
-    None (float64, C not a multiple of 4, or memory not aligned for vector loads)."""
-    name = _CL4.get(dtype_name(a.dtype))
-    return name if name is not None and c % 4 == 0 and a.data.ptr % 16 == 0 else None
+def _cl4_name(c: int, *arrays):
+    """The four-channels-per-thread kernel for channels-last arrays (None entries skipped)
+    with ``c`` channels, or None: float64, C not a multiple of 4, or memory not 16-byte
+    aligned for vector loads."""
+    name = _CL4.get(dtype_name(arrays[0].dtype))
+    if name is None or c % 4 or any(a is not None and a.data.ptr % 16 for a in arrays):
+        return None
+    return name
 
 
 def _chan_affine(a, b, p, q, r, cl: bool):
@@ -266,9 +269,8 @@ def _chan_affine(a, b, p, q, r, cl: bool):
     out = empty_as(a)
     opt_b, opt_q = null() if b is None else ptr(b), null() if q is None else q
     if cl:
-        name = _cl4_name(a, c)
-        aligned = (b is None or b.data.ptr % 16 == 0) and out.data.ptr % 16 == 0
-        if name is not None and aligned:
+        name = _cl4_name(c, a, b, out)
+        if name is not None:
             n4 = a.size // 4
             args = (ptr(a), opt_b, p, opt_q, r, ptr(out), np.int64(n4), np.int32(c // 4))
             _fn(name, a.dtype)((grid(n4),), (256,), args)

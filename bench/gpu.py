@@ -10,8 +10,10 @@ bf16 model NCHW beside PyTorch's channels-last one. Each section runs in a fresh
 process, and profiles (``--profile``, ``--host-profile``) run in processes of their own after
 the timed one (``--one-process`` runs everything in this one, profiles right after each
 timing: a CUPTI profile of PyTorch's step slowed ember's GPT-2 bf16 steps that followed in
-the same process, 0.88 -> 0.70 of PyTorch on an H100). An error is reported in its row while
-the rest still run. Results go to ``--out``
+the same process, 0.88 -> 0.70 of PyTorch on an H100). Within a section the two libraries
+run in alternating windows, and the ratio is the median of the window-by-window ratios (the
+host's speed moves within one process; see ``_paired``). An error is reported in its row
+while the rest still run. Results go to ``--out``
 (JSON) and a Markdown table on stdout.
 """
 
@@ -103,44 +105,75 @@ def _host_profile(step, lib, label: str, steps: int = 3) -> None:
         )
 
 
-def _timed(step, lib, warmup: int, iters: int, windows: int = 3):
-    """(seconds per step, host seconds per step) of the median of ``windows`` windows of
-    ``iters`` back-to-back steps (one H100 session measured the same ember step at 42.8 and
-    50.8 ms in two processes; every window's step time goes to DEVICE["windows"]). The host
-    time is how long ``step()`` takes to return without waiting for the GPU; near the step
-    time it means launch-bound, or that the queue of launches filled up. The host time of one
-    step begun on an idle GPU, which the queue does not limit, goes to DEVICE["alone"]."""
-    for _ in range(warmup):
+def _window(step, lib, iters: int):
+    """(seconds per step, host seconds per step, calibration ms after) of ``iters`` steps
+    back to back; host time is how long ``step()`` takes to return without waiting for the
+    GPU (near the step time: launch-bound, or the queue of launches filled up)."""
+    host = 0.0
+    t0 = time.perf_counter()
+    for _ in range(iters):
+        h = time.perf_counter()
         step()
+        host += time.perf_counter() - h
     _sync(lib)
-    runs = []
-    for _ in range(windows):
-        host = 0.0
-        t0 = time.perf_counter()
-        for _ in range(iters):
-            h = time.perf_counter()
-            step()
-            host += time.perf_counter() - h
+    return (time.perf_counter() - t0) / iters, host / iters, host_calibration(3)
+
+
+def _paired(steps: dict, warmup: int, iters: int, windows: int = 5) -> dict:
+    """Time ``{lib: step}`` in alternating windows (PyTorch, ember, PyTorch, ...) after
+    ``warmup`` steps each, so both libraries meet the same phases of the host: an H100 call
+    saw one ember process run windows of 36 ms and then 57 ms with its pure-Python
+    calibration going 3.3 -> 5.1 ms and no page faults, system time or involuntary switches
+    (bench/gpu_host_probe.py); timed one library after the other, such a phase lands on one
+    of them. Returns ``{lib: [window, ...]}`` in the order they ran, and ``{lib: error}`` for
+    a library whose step raised (it is left out of the windows after that)."""
+    out, errors = {lib: [] for lib in steps}, {}
+
+    def warm(lib):
+        for _ in range(warmup):
+            steps[lib]()
         _sync(lib)
-        runs.append(((time.perf_counter() - t0) / iters, host / iters))
-    runs.sort()
-    out = runs[len(runs) // 2]
-    DEVICE.setdefault("windows", {})[lib.__name__] = [r[0] for r in runs]
-    alone = []  # host time of single steps that start on an idle GPU: launch queues stay short
+
+    def timed(lib):
+        out[lib].append(_window(steps[lib], lib, iters))
+
+    def attempt(fn, lib):
+        try:
+            fn(lib)
+        except Exception as exc:  # noqa: BLE001 - report it and time the other library
+            traceback.print_exc()
+            errors[lib] = f"{type(exc).__name__}: {str(exc)[:200]}"
+            out.pop(lib, None)
+
+    for lib in steps:
+        attempt(warm, lib)
+    for _ in range(windows):
+        for lib in list(out):
+            attempt(timed, lib)
+    return out, errors
+
+
+def _alone(step, lib) -> float:
+    """The host time of one step begun on an idle GPU (the launch queue does not limit it):
+    the least of three."""
+    best = float("inf")
     for _ in range(3):
         h = time.perf_counter()
         step()
-        alone.append(time.perf_counter() - h)
+        best = min(best, time.perf_counter() - h)
         _sync(lib)
-    DEVICE.setdefault("alone", {})[lib.__name__] = min(alone)
-    try:  # diagnosis, not results: a failure here is printed, not raised
+    return best
+
+
+def _diagnose(step, lib) -> None:
+    """The kernel and host profiles asked for (diagnosis, not results: a failure is printed)."""
+    try:
         if DEVICE.get("profile"):
             _profile(step, lib, DEVICE["label"])
         if DEVICE.get("host_profile") and lib.__name__ == "ember":
             _host_profile(step, lib, DEVICE["label"])
     except Exception as exc:  # noqa: BLE001
         print(f"[profile failed: {exc!r}]")
-    return out
 
 
 def _train_step(lib, model, opt, x, y, amp):
@@ -166,8 +199,9 @@ def _free(lib):
         lib.cuda.empty_cache()
 
 
-def resnet50(lib, mode: str, batch: int, warmup: int, iters: int):
-    """Images per second training ResNet-50 on random 224x224 data (SGD, momentum 0.9)."""
+def resnet50(lib, mode: str, batch: int):
+    """ResNet-50 training on random 224x224 data (SGD, momentum 0.9): (step, images per step,
+    the objects to free)."""
     if lib.__name__ == "torch":
         import torchvision
 
@@ -187,14 +221,11 @@ def resnet50(lib, mode: str, batch: int, warmup: int, iters: int):
         x = x.to(memory_format=lib.channels_last)
     opt = lib.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     amp = lib.bfloat16 if mode.startswith("bf16") else None
-    sec, host = _timed(_train_step(lib, model, opt, x, y, amp), lib, warmup, iters)
-    del model, opt, x, y
-    _free(lib)
-    return batch / sec, sec, host
+    return _train_step(lib, model, opt, x, y, amp), batch
 
 
-def gpt2(lib, mode: str, batch: int, warmup: int, iters: int):
-    """Tokens per second training GPT-2 small (124M) with AdamW on random tokens."""
+def gpt2(lib, mode: str, batch: int):
+    """GPT-2 small (124M) training with AdamW on random tokens: (step, tokens per step)."""
     seq = DEVICE["seq"]
     _set_tf32(lib, True)
     lib.manual_seed(0)
@@ -204,14 +235,11 @@ def gpt2(lib, mode: str, batch: int, warmup: int, iters: int):
     tgt = lib.tensor(r.integers(0, 50257, batch * seq)).to(DEVICE["name"])
     opt = lib.optim.AdamW(model.parameters(), lr=3e-4)
     amp = lib.bfloat16 if mode == "bf16" else None
-    sec, host = _timed(_train_step(lib, model, opt, idx, tgt, amp), lib, warmup, iters)
-    del model, opt, idx, tgt
-    _free(lib)
-    return batch * seq / sec, sec, host
+    return _train_step(lib, model, opt, idx, tgt, amp), batch * seq
 
 
-def launch(lib, mode: str, batch: int, warmup: int, iters: int):
-    """Microseconds per tiny elementwise op (x = x * a + b on 256 floats, no grad)."""
+def launch(lib, mode: str, batch: int):
+    """A tiny op (x = x * a + b on 256 floats, no grad), 200 per call: (chain, ops per call)."""
     x = lib.ones(256).to(DEVICE["name"])
 
     def chain():
@@ -219,8 +247,7 @@ def launch(lib, mode: str, batch: int, warmup: int, iters: int):
         for _ in range(100):
             x = x * 0.5 + 0.5
 
-    sec, host = _timed(chain, lib, 3, 20)
-    return 200 / sec, sec / 200 * 1e6, host / 200 * 1e6
+    return chain, 200
 
 
 SECTIONS = [  # (name, function, mode, batch, warmup, iters)
@@ -228,16 +255,16 @@ SECTIONS = [  # (name, function, mode, batch, warmup, iters)
     ("GPT-2 small train bf16 (tok/s)", gpt2, "bf16", 8, 5, 10),
     ("ResNet-50 train TF32 (img/s)", resnet50, "tf32", 128, 3, 10),
     ("GPT-2 small train TF32 (tok/s)", gpt2, "tf32", 8, 3, 10),
-    ("tiny op (ops/s)", launch, "", 0, 0, 0),
+    ("tiny op (ops/s)", launch, "", 0, 3, 20),
     ("ResNet-50 train fp32 (img/s)", resnet50, "fp32", 128, 2, 6),
     ("ResNet-50 train bf16, ember NCHW (img/s)", resnet50, "bf16nchw", 128, 2, 6),
 ]
 
 
-def _run(fn, lib, mode, batch, warmup, iters):
+def _build(fn, lib, mode, batch):
     try:
-        return fn(lib, mode, batch, warmup, iters), None
-    except Exception as exc:  # noqa: BLE001 - report and go on with the next section
+        return fn(lib, mode, batch), None
+    except Exception as exc:  # noqa: BLE001 - report and go on with the other library
         traceback.print_exc()
         _free(lib)
         return None, f"{type(exc).__name__}: {str(exc)[:200]}"
@@ -270,23 +297,38 @@ def _section_row(args, section) -> dict:
     DEVICE["profile"] = mode in set(args.profile.split(",")) and fn is not launch
     DEVICE["host_profile"] = mode in set(args.host_profile.split(",")) and fn is not launch
     DEVICE["label"] = name
-    scale = 1e3 if fn is not launch else 1e-3  # ms per step, or us per op
+    built = {}
     for lib in _libs()[::-1]:  # PyTorch first
-        res, err = _run(fn, lib, mode, batch, warmup, iters)
-        tag = lib.__name__
-        row[tag] = None if res is None else res[0]
-        row[tag + "_step_ms"] = None if res is None else res[1] * scale
-        row[tag + "_host_ms"] = None if res is None else res[2] * scale
-        alone = DEVICE.get("alone", {}).pop(tag, None)
-        spread = DEVICE.get("windows", {}).pop(tag, None)
-        if res is not None and spread and fn is not launch:
-            row[tag + "_windows_ms"] = [round(w * 1e3, 2) for w in spread]
-        if res is not None and alone is not None and fn is not launch:
-            row[tag + "_host_alone_ms"] = alone * 1e3
+        res, err = _build(fn, lib, mode, batch)
+        row[lib.__name__] = None
         if err:
-            row[tag + "_error"] = err
-    if row["ember"] and row["torch"]:
-        row["ratio"] = row["ember"] / row["torch"]
+            row[lib.__name__ + "_error"] = err
+        else:
+            built[lib] = res
+    timed, errors = _paired({lib: step for lib, (step, _) in built.items()}, warmup, iters)
+    for lib, err in errors.items():
+        row[lib.__name__ + "_error"] = err
+    for lib, (step, units) in built.items():
+        tag, runs = lib.__name__, timed.get(lib)
+        if not runs:
+            continue
+        ms = 1e3 / (units if fn is launch else 1)  # ms per step, or per op
+        sec, host, _ = sorted(runs)[len(runs) // 2]  # the median window
+        row[tag], row[tag + "_step_ms"], row[tag + "_host_ms"] = units / sec, sec * ms, host * ms
+        row[tag + "_windows_ms"] = [round(w[0] * ms, 4) for w in runs]  # in the order run
+        row[tag + "_calibration_ms"] = [round(w[2], 2) for w in runs]
+        if fn is not launch:
+            row[tag + "_host_alone_ms"] = _alone(step, lib) * 1e3
+            _diagnose(step, lib)
+    if len(timed) == 2:  # ember / PyTorch throughput, window by window
+        pairs = sorted(t[0] / e[0] for t, e in zip(*timed.values()))
+        row["window_ratios"] = [round(p, 3) for p in pairs]
+        row["ratio"] = pairs[len(pairs) // 2]
+    libs = list(built)
+    built.clear()
+    timed.clear()
+    for lib in libs:
+        _free(lib)
     from ember.kernels.cuda import cudnn_graphs
 
     row["cudnn_refused"] = [
@@ -360,8 +402,8 @@ def main(argv=None):
     print(f"cuDNN graphs refused: {len(refused)}")
     for line in refused[:5]:
         print(f"  {line}")
-    print("\n| benchmark | ember | torch | ember/torch | target | host calibration ms |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("\n| benchmark | ember | torch | ember/torch | window ratios | target | calibration ms |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         tgt = TARGETS.get(r["mode"])
         ratio = r.get("ratio")
@@ -372,11 +414,12 @@ def main(argv=None):
         )
         e = "error" if r["ember"] is None else f"{r['ember']:,.0f}"
         t = "error" if r["torch"] is None else f"{r['torch']:,.0f}"
-        cal = r.get("host_calibration_ms")
-        cal = "-" if cal is None else f"{cal:.2f}"
+        pairs = r.get("window_ratios") or []
+        spread = f"{pairs[0]:.2f}-{pairs[-1]:.2f}" if pairs else "-"
+        cal = r.get("ember_calibration_ms") or [r.get("host_calibration_ms") or 0]
         print(
-            f"| {r['name']} | {e} | {t} | {'-' if ratio is None else f'{ratio:.2f}'} | {mark} "
-            f"| {cal} |"
+            f"| {r['name']} | {e} | {t} | {'-' if ratio is None else f'{ratio:.2f}'} | {spread} "
+            f"| {mark} | {min(cal):.2f}-{max(cal):.2f} |"
         )
 
 

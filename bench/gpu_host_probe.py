@@ -55,8 +55,9 @@ def _torch_step(batch: int):
 
 
 def _ember_step(batch: int, nchw: bool, device: str):
-    import ember
     from gpu_stall import _build
+
+    import ember
 
     sync = ember.cuda.synchronize if device == "cuda" else lambda: None
     return _build(nchw, batch, device), sync

@@ -1,11 +1,12 @@
 """Can a whole ember training step be captured in a CUDA graph, and how fast does it replay?
 
-An experiment for the next lent GPU, not yet run on one. ember's bf16 ResNet-50 step is
-host-bound (bench/gpu_notes.md: GPU busy ~30 ms, host ~42 ms, and the host's speed moved
-1.5-1.9x between device calls); a replayed graph issues the step's ~600 launches with one
-call, so its time should fall to the GPU time. This script captures ``--steps`` training steps
-of ember's ResNet-50 (bf16 autocast, channels-last; SGD with momentum) with CuPy's stream
-capture and reports, one line each:
+An experiment on the lent GPU. Run 12 (bench/gpu_notes.md) stopped at the first cuBLAS call,
+which CuPy's wrapper refuses during capture; ember's gemm now calls cuBLAS itself then.
+ember's bf16 ResNet-50 step is host-bound (bench/gpu_notes.md: GPU busy ~30 ms, host 34-36
+ms at the host's usual speed, and that speed moves up to 1.6x); a replayed graph issues the
+step's ~600 launches with one call, so its time should fall to the GPU time. This script
+captures one training step of ember's ResNet-50 (bf16 autocast, channels-last; SGD with
+momentum) with CuPy's stream capture and reports, one line each:
 
 1. the eager step time (median of three windows of back-to-back steps; gradients are zeroed
    in place rather than set to None, as a graph needs, so it is not bench/gpu.py's number);
@@ -13,10 +14,10 @@ capture and reports, one line each:
 3. the replay time per step, and whether a replay trains: the parameters move, and the loss
    on the captured batch falls over replays as it does over eager steps.
 
-Nothing here changes ember. Known hazards a failure will point at: host-to-device copies
+Nothing here changes ember. Other known hazards a failure will point at: host-to-device copies
 inside a step (the optimizer's pointer table, from pinned memory that the pool may reuse),
-allocations while capturing (warm-up steps fill CuPy's pool first, and the capture runs with
-the pool it warmed), and libraries that launch on another stream.
+allocations while capturing (they come from a private CuPy pool kept with the graph, as
+PyTorch's graphs keep theirs), and libraries that launch on another stream.
 
     python bench/gpu_graph_probe.py [--batch 128] [--replays 20]
 """
@@ -92,6 +93,7 @@ def main(argv=None):
         eager = _eager_ms(step)  # zero_grad to zeros (as the graph needs): not bench/gpu.py's
         print(f"[graph probe] eager step {eager:.1f} ms (gradients zeroed in place)", flush=True)
         first = float(box["loss"].item())
+    pool = cupy.cuda.MemoryPool()  # nothing outside the graph reuses its memory
     try:
         with stream:
             # relaxed: a pool that must grow may still call cudaMalloc while capturing
@@ -100,8 +102,9 @@ def main(argv=None):
                 stream.begin_capture()
             else:
                 stream.begin_capture(mode)
-            try:
-                step()
+            try:  # the graph's buffers come from a pool of its own, kept with the graph
+                with cupy.cuda.using_allocator(pool.malloc):
+                    step()
             finally:
                 graph = stream.end_capture()
     except Exception as exc:  # noqa: BLE001 - the point is to learn what fails

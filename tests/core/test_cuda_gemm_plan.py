@@ -79,3 +79,76 @@ def test_plan_declines_what_cublas_cannot_take():
     assert plan((2, 3, 4), _contig((2, 3, 4)), (3, 4, 5), _contig((3, 4, 5))) is None  # batches
     assert plan((3, 4), _contig((3, 4)), (5, 6), _contig((5, 6))) is None  # inner dims
     assert plan((4,), (1,), (4, 5), _contig((4, 5))) is None  # 1-D: CuPy's matmul handles it
+
+
+class _Recorder:
+    """Stands in for cuBLAS (CuPy's wrapper, or the C library through ctypes)."""
+
+    def __init__(self, refuse=False, status=0):
+        self.calls, self.refuse, self.status = [], refuse, status
+
+    def setPointerMode(self, handle, mode):
+        self.calls.append(("mode", handle, mode))
+
+    def gemmStridedBatchedEx(self, *args):
+        if self.refuse:  # what CuPy raises whenever the current stream is capturing
+            raise NotImplementedError("calling cuBLAS API during stream capture is unsupported")
+        self.calls.append(("cupy gemm", args))
+
+    def cublasSetStream_v2(self, handle, stream):
+        self.calls.append(("set stream", handle, stream))
+        return 0
+
+    def cublasGemmStridedBatchedEx(self, *args):
+        self.calls.append(("c gemm", args))
+        return self.status
+
+
+def _fake_call(monkeypatch, wrapper, clib):
+    """gemm._call on stand-in arrays with a fake ``cupy`` (handle 7, current stream 99)."""
+    import sys
+    import types
+
+    from ember.kernels.cuda import gemm
+
+    cuda = types.SimpleNamespace(
+        device=types.SimpleNamespace(get_cublas_handle=lambda: 7),
+        get_current_stream=lambda: types.SimpleNamespace(ptr=99),
+    )
+    monkeypatch.setitem(sys.modules, "cupy", types.SimpleNamespace(cuda=cuda))
+    monkeypatch.setattr(gemm, "_cublas", lambda: wrapper)
+    monkeypatch.setitem(gemm._C, "lib", clib)
+
+    def arr(ptr):
+        return types.SimpleNamespace(
+            dtype=np.dtype(np.float32), data=types.SimpleNamespace(ptr=ptr)
+        )
+
+    p = plan((2, 3), (3, 1), (3, 4), (4, 1))
+    gemm._call(arr(1000), arr(2000), arr(3000), p)
+    return p
+
+
+def test_gemm_outside_capture_goes_through_cupy_only(monkeypatch):
+    wrapper, clib = _Recorder(), _Recorder()
+    p = _fake_call(monkeypatch, wrapper, clib)
+    assert clib.calls == []
+    (_, args) = wrapper.calls[-1]
+    # C^T = B^T A^T: b's pointer first, then a's, then the output
+    assert args[0] == 7 and args[3:6] == (p["m"], p["n"], p["k"]) == (4, 2, 3)
+    assert (args[7], args[11], args[16]) == (2000, 1000, 3000)
+
+
+def test_gemm_while_capturing_calls_cublas_itself_on_the_current_stream(monkeypatch):
+    """CuPy's wrapper raises during stream capture; the same call then goes to cuBLAS's C
+    entry point with the handle set to the capturing stream."""
+    eager = _Recorder()
+    _fake_call(monkeypatch, eager, _Recorder())  # the same call outside capture
+    clib = _Recorder()
+    _fake_call(monkeypatch, _Recorder(refuse=True), clib)
+    assert clib.calls == [("set stream", 7, 99), ("c gemm", eager.calls[-1][1])]
+
+
+def test_gemm_while_capturing_reports_a_cublas_failure(monkeypatch):
+    with pytest.raises(RuntimeError, match="matmul: cuBLAS returned status 13"):
+        _fake_call(monkeypatch, _Recorder(refuse=True), _Recorder(status=13))

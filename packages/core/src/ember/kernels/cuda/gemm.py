@@ -5,7 +5,9 @@ float32 products ran without TF32 (FFMA kernels in the profile) while 2-D ones u
 module describes both operands to cuBLAS as they lie in
 memory (row-major, or transposed views, with any uniform batch stride) and calls it once, with
 TF32 when ``ember.backends.cuda.matmul.allow_tf32`` is set. Whatever it cannot describe (other
-dtypes, broadcast batches, irregular strides) returns None and the caller uses CuPy.
+dtypes, broadcast batches, irregular strides) returns None and the caller uses CuPy. While a
+stream captures a CUDA graph, CuPy's cuBLAS wrapper refuses every call; the same call then goes
+to cuBLAS's C entry point through ctypes (``captured_gemm``).
 
 cuBLAS is column-major: a row-major C (m, n) is the column-major C^T (n, m), so
 C = A @ B is computed as C^T = B^T A^T, with B first.
@@ -154,7 +156,7 @@ def _call(a, b, out, p) -> None:
     one, zero = _SCALARS[scalar]
     handle = cupy.cuda.device.get_cublas_handle()
     cublas.setPointerMode(handle, 0)  # CUBLAS_POINTER_MODE_HOST: alpha and beta on the host
-    cublas.gemmStridedBatchedEx(
+    args = (
         handle,
         p["op_first"],
         p["op_second"],
@@ -179,3 +181,44 @@ def _call(a, b, out, p) -> None:
         compute,
         _ALGO_DEFAULT,
     )
+    try:
+        cublas.gemmStridedBatchedEx(*args)
+    except NotImplementedError:  # CuPy refuses any cuBLAS call while the stream captures
+        captured_gemm(cupy.cuda.get_current_stream().ptr, args)
+
+
+_C = {}  # "lib": the cuBLAS library CuPy loaded, opened again through ctypes
+
+
+def _cublas_c():
+    """cuBLAS's C entry points through ctypes (the library already in the process)."""
+    lib = _C.get("lib")
+    if lib is None:
+        import ctypes
+
+        for name in ("libcublas.so.13", "libcublas.so.12", "libcublas.so"):
+            try:
+                lib = ctypes.CDLL(name)
+                break
+            except OSError:
+                continue
+        else:
+            raise RuntimeError("matmul: cuBLAS is not loadable through ctypes during capture")
+        p, i, ll = ctypes.c_void_p, ctypes.c_int, ctypes.c_longlong
+        lib.cublasSetStream_v2.argtypes = [p, p]
+        lib.cublasGemmStridedBatchedEx.argtypes = [p, i, i, i, i, i, p, p, i, i, ll]
+        lib.cublasGemmStridedBatchedEx.argtypes += [p, i, i, ll, p, p, i, i, ll, i, i, i]
+        _C["lib"] = lib
+    return lib
+
+
+def captured_gemm(stream: int, args: tuple) -> None:
+    """``cublasGemmStridedBatchedEx(*args)`` on ``stream`` without CuPy's wrapper, which
+    raises NotImplementedError whenever the stream is capturing a CUDA graph (cuBLAS itself
+    allows capture: the host-mode alpha and beta are read when the call is captured)."""
+    lib = _cublas_c()
+    status = lib.cublasSetStream_v2(args[0], stream)
+    if status == 0:
+        status = lib.cublasGemmStridedBatchedEx(*args)
+    if status != 0:
+        raise RuntimeError(f"matmul: cuBLAS returned status {status} while capturing")

@@ -104,7 +104,7 @@ class _Recorder:
         return self.status
 
 
-def _fake_call(monkeypatch, wrapper, clib):
+def _fake_call(monkeypatch, wrapper, clib, capturing=True):
     """gemm._call on stand-in arrays with a fake ``cupy`` (handle 7, current stream 99)."""
     import sys
     import types
@@ -113,7 +113,7 @@ def _fake_call(monkeypatch, wrapper, clib):
 
     cuda = types.SimpleNamespace(
         device=types.SimpleNamespace(get_cublas_handle=lambda: 7),
-        get_current_stream=lambda: types.SimpleNamespace(ptr=99),
+        get_current_stream=lambda: types.SimpleNamespace(ptr=99, is_capturing=lambda: capturing),
     )
     monkeypatch.setitem(sys.modules, "cupy", types.SimpleNamespace(cuda=cuda))
     monkeypatch.setattr(gemm, "_cublas", lambda: wrapper)
@@ -147,6 +147,13 @@ def test_gemm_while_capturing_calls_cublas_itself_on_the_current_stream(monkeypa
     clib = _Recorder()
     _fake_call(monkeypatch, _Recorder(refuse=True), clib)
     assert clib.calls == [("set stream", 7, 99), ("c gemm", eager.calls[-1][1])]
+
+
+def test_gemm_refused_outside_capture_is_not_rerouted(monkeypatch):
+    clib = _Recorder()
+    with pytest.raises(NotImplementedError):
+        _fake_call(monkeypatch, _Recorder(refuse=True), clib, capturing=False)
+    assert clib.calls == []
 
 
 def test_gemm_while_capturing_reports_a_cublas_failure(monkeypatch):

@@ -184,7 +184,10 @@ def _call(a, b, out, p) -> None:
     try:
         cublas.gemmStridedBatchedEx(*args)
     except NotImplementedError:  # CuPy refuses any cuBLAS call while the stream captures
-        captured_gemm(cupy.cuda.get_current_stream().ptr, args)
+        stream = cupy.cuda.get_current_stream()
+        if not stream.is_capturing():
+            raise
+        captured_gemm(stream.ptr, args)
 
 
 _C = {}  # "lib": the cuBLAS library CuPy loaded, opened again through ctypes

@@ -238,3 +238,47 @@ def test_gradient_dtype_follows_leaf_dtype():
     h = ember.ones(2, dtype=ember.float16, requires_grad=True)
     (h.float() * 3).sum().backward()
     assert h.grad.dtype == ember.float16
+
+
+_KEPT = np.arange(6, dtype=np.float32)  # memory that outlives the backward pass
+
+
+class _GradFrom(ember.autograd.Function):
+    """Identity whose backward hands back a (2, 3) view chosen by ``make``."""
+
+    @staticmethod
+    def forward(ctx, x, make):
+        ctx.make = make
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, g):
+        return ember.from_numpy(ctx.make()), None
+
+
+def test_gradient_that_views_memory_held_elsewhere_is_copied():
+    x = ember.zeros(2, 3, requires_grad=True)
+    _GradFrom.apply(x, lambda: _KEPT.reshape(2, 3)).sum().backward()
+    assert not np.shares_memory(x.grad.numpy(), _KEPT)
+    _KEPT[0] = 100.0  # the stored gradient does not follow
+    np.testing.assert_array_equal(x.grad.numpy(), np.arange(6).reshape(2, 3))
+    _KEPT[0] = 0.0
+
+
+def test_gradient_that_is_the_only_view_of_a_fresh_array_is_kept_without_a_copy():
+    """A reshaped temporary (as a convolution's weight gradient is) goes into .grad as it is;
+    nothing else can reach its memory, so a copy would only cost time."""
+    x = ember.zeros(2, 3, requires_grad=True)
+    _GradFrom.apply(x, lambda: np.arange(6, dtype=np.float32).reshape(2, 3)).sum().backward()
+    assert x.grad.numpy().base is not None  # still the view: no copy was made
+    np.testing.assert_array_equal(x.grad.numpy(), np.arange(6).reshape(2, 3))
+    x.grad.add_(1.0)  # writable, as a stored gradient must be
+    np.testing.assert_array_equal(x.grad.numpy(), np.arange(1, 7).reshape(2, 3))
+
+
+def test_gradient_viewing_part_of_a_fresh_array_is_copied():
+    """A view of only part of its base would keep the whole base alive: copied."""
+    x = ember.zeros(2, 3, requires_grad=True)
+    _GradFrom.apply(x, lambda: np.arange(12, dtype=np.float32)[:6].reshape(2, 3)).sum().backward()
+    assert x.grad.numpy().base is None
+    np.testing.assert_array_equal(x.grad.numpy(), np.arange(6).reshape(2, 3))

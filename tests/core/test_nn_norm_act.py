@@ -48,6 +48,19 @@ def test_batchnorm2d_training_and_running_stats_numpy():
     assert bn.num_batches_tracked.item() == 3  # eval does not count
 
 
+def test_batchnorm_running_buffers_change_in_place_once_per_step():
+    """The running statistics are updated in place (the buffers keep their memory) and each
+    counts one in-place change, so autograd notices a saved buffer that changed (PyTorch's
+    kernel leaves the counter alone; docs/differences.md)."""
+    bn = nn.BatchNorm2d(3)
+    mean, var = bn.running_mean.numpy(), bn.running_var.numpy()
+    v_mean, v_var = bn.running_mean._version, bn.running_var._version
+    bn(e(randn(4, 3, 5, 6)))
+    assert (bn.running_mean._version, bn.running_var._version) == (v_mean + 1, v_var + 1)
+    assert np.shares_memory(bn.running_mean.numpy(), mean)
+    assert np.shares_memory(bn.running_var.numpy(), var)
+
+
 def test_batchnorm_training_is_one_fused_node():
     bn = nn.BatchNorm2d(3)
     out = bn(e(randn(2, 3, 4, 4), True))

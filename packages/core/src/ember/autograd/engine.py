@@ -3,6 +3,8 @@ gradients that reach each node before running its backward, and accumulating int
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from .._tensor import Tensor, _make
@@ -298,11 +300,31 @@ def _check_nan(node, grads):
                 )
 
 
+def _private_view(d) -> bool:
+    """Whether the view ``d`` covers all of its base array and holds the only reference to it:
+    the op's own temporary (a reshape of a fresh product, as a convolution's weight gradient
+    is), whose memory nobody else can see or change. PyTorch likewise keeps a gradient that
+    nothing else holds instead of copying it."""
+    base = d.base
+    return type(base) is type(d) and base.size == d.size and sys.getrefcount(base) <= _ALONE
+
+
+def _alone_refs() -> int:
+    """``sys.getrefcount`` of a base array inside ``_private_view`` when only its view holds
+    it (measured rather than assumed: the count differs between Python versions)."""
+    view = np.empty(4).reshape(2, 2)
+    base = view.base
+    return sys.getrefcount(base)
+
+
+_ALONE = _alone_refs()
+
+
 def _own(g, shared, t=None):
-    """A gradient safe to store in ``.grad``: not a view, not shared with another leaf, and
-    laid out as the tensor ``t`` it is for (PyTorch's gradient layout contract: a
-    channels-last weight gets a channels-last gradient, a C-contiguous one a C-contiguous
-    gradient); a copy is made only where one of these does not hold."""
+    """A gradient safe to store in ``.grad``: not a view of memory something else holds, not
+    shared with another leaf, and laid out as the tensor ``t`` it is for (PyTorch's gradient
+    layout contract: a channels-last weight gets a channels-last gradient, a C-contiguous one
+    a C-contiguous gradient); a copy is made only where one of these does not hold."""
     d = g._data
     like = t._data if t is not None and t._data.shape == d.shape else None
     misfit = (
@@ -310,7 +332,8 @@ def _own(g, shared, t=None):
         and d.strides != like.strides
         and not (d.flags.c_contiguous and like.flags.c_contiguous)  # size-1 dims' strides
     )
-    if misfit or id(d) in shared or d.base is not None or not getattr(d.flags, "writeable", True):
+    view = d.base is not None and not _private_view(d)
+    if misfit or id(d) in shared or view or not getattr(d.flags, "writeable", True):
         if g.grad_fn is None:
             like = d if like is None else like
             if isinstance(d, np.ndarray):

@@ -173,7 +173,10 @@ def fake_cupy(root, compiled=None):
     mod.ndarray = lambda shape, dtype, mem, strides: _device(
         np.ndarray(shape, dtype, buffer=mem, strides=strides)
     )
-    mod.cuda = types.SimpleNamespace(alloc=lambda n: bytearray(max(n, 1)))
+    stream = types.SimpleNamespace(ptr=0, is_capturing=lambda: False)  # never capturing
+    mod.cuda = types.SimpleNamespace(
+        alloc=lambda n: bytearray(max(n, 1)), get_current_stream=lambda: stream
+    )
     compiled = {} if compiled is None else compiled  # code -> library, reusable across tests
 
     class RawModule:

@@ -24,6 +24,14 @@ FUNCTIONS = [
     "current_device",
     "set_device",
     "get_device_name",
+    "current_stream",
+    "default_stream",
+    "graph_pool_handle",
+    "Stream",
+    "Event",
+    "stream",
+    "CUDAGraph",
+    "graph",
 ]
 
 
@@ -53,6 +61,13 @@ def test_queries_without_gpu_are_zero_or_noop():
         lambda: ember.cuda.set_device(0),
         lambda: ember.cuda.get_device_name(),
         lambda: ember.cuda.get_device_name(0),
+        lambda: ember.cuda.Stream(),
+        lambda: ember.cuda.Event(enable_timing=True),
+        lambda: ember.cuda.current_stream(),
+        lambda: ember.cuda.default_stream(),
+        lambda: ember.cuda.graph_pool_handle(),
+        lambda: ember.cuda.CUDAGraph().capture_begin(),
+        lambda: ember.cuda.graph(ember.cuda.CUDAGraph()),
     ],
 )
 def test_device_selection_without_gpu_raises_naming_cupy(call):

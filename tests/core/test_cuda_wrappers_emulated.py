@@ -185,6 +185,25 @@ def test_optimizer_pointer_tables_are_cached_by_address(cupy, monkeypatch):
     assert len(cuda_optim._PTRS) == cuda_optim._PTRS_KEPT
 
 
+def test_optimizer_table_during_graph_capture_comes_from_the_cache_or_a_clear_error(
+    cupy, monkeypatch
+):
+    """While the stream captures a CUDA graph a new table cannot be uploaded: a table cached
+    by an earlier step is used, a missing one raises an error that says what to do."""
+    import types
+
+    from ember.kernels.cuda import optim as cuda_optim
+
+    monkeypatch.setattr(cuda_optim, "_PTRS", {})
+    groups = [[dev(np.ones(5, np.float32))] for _ in range(2)]
+    warm = cuda_optim._pointers(groups)  # the step run before capturing
+    capturing = types.SimpleNamespace(ptr=7, is_capturing=lambda: True)
+    monkeypatch.setattr(cupy.cuda, "get_current_stream", lambda: capturing)
+    assert cuda_optim._pointers(groups) is warm
+    with pytest.raises(RuntimeError, match=r"optimizer step: .*set_to_none=False"):
+        cuda_optim._pointers([[dev(np.ones(4, np.float32))] for _ in range(2)])
+
+
 def test_row_kernel_wrappers(cupy):
     from ember.kernels.cuda import rowwise
 

@@ -208,7 +208,7 @@ def _binary(prim, a, b, op: str):
             # device array, so a backward that reuses the scalar stays on the device
             s = t._data.dtype.type(s)
             if not isinstance(t._data, np.ndarray):
-                s = array_module(t._data).asarray(s)
+                s = _device_scalar(t._data, s)
         a, b = (t, s) if ca else (s, t)
     else:
         raise TypeError(f"{op}: expected at least one Tensor argument")
@@ -221,6 +221,23 @@ def _binary(prim, a, b, op: str):
         sa, sb = getattr(a, "shape", ()), getattr(b, "shape", ())
         broadcast_shapes(op, tuple(sa), tuple(sb))
         raise RuntimeError(f"{op}: {exc}") from exc
+
+
+_SCALARS: dict = {}  # (bytes, dtype, GPU) -> a 0-d device array holding that scalar
+
+
+def _device_scalar(like, s):
+    """``s`` (a NumPy scalar of ``like``'s dtype) as a 0-d array on ``like``'s GPU, cached by
+    its bytes: an upload is a synchronous host-to-device copy (a stall per op, and not
+    allowed while a CUDA graph is being captured). Ops only read their operands, so one
+    array serves every use."""
+    key = (s.tobytes(), s.dtype, like.device.id)
+    hit = _SCALARS.get(key)
+    if hit is None:
+        if len(_SCALARS) >= 256:
+            _SCALARS.clear()
+        hit = _SCALARS[key] = array_module(like).asarray(s)
+    return hit
 
 
 def _wrap_int(s, t):

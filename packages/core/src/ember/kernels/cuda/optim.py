@@ -80,7 +80,6 @@ def _pointers(groups):
     live at those addresses. Gradients zeroed in place, or handed the same addresses again by
     CuPy's pool, then need no upload per step (an upload inside a captured CUDA graph would
     replay a copy from host memory that may since hold something else)."""
-    import cupy
 
     first = groups[0][0]
     key = (getattr(first.device, "id", 0), tuple([a.data.ptr for grp in groups for a in grp]))
@@ -88,15 +87,28 @@ def _pointers(groups):
     if ptrs is None:
         if len(_PTRS) >= _PTRS_KEPT:
             del _PTRS[next(iter(_PTRS))]  # the oldest
-        ptrs = _PTRS[key] = cupy.asarray(np.array(key[1], np.uint64))
+        ptrs = _PTRS[key] = _upload(np.array(key[1], np.uint64))
     return ptrs
+
+
+def _upload(host):
+    """``host`` copied to the GPU; refused with an error that says what to do while the
+    current stream captures a CUDA graph (a copy from host memory has no place in one)."""
+    import cupy
+
+    if cupy.cuda.get_current_stream().is_capturing():
+        raise RuntimeError(
+            "optimizer step: captured in a CUDA graph before its parameter table was on the "
+            "GPU; run one step before capturing, with gradients kept in place "
+            "(zero_grad(set_to_none=False)), so the captured step finds it"
+        )
+    return cupy.asarray(host)
 
 
 def _table(groups):
     """The pointer table of ``groups`` (lists of same-length arrays: params, grads, states)
     and the block map of their sizes, both cached (the map by the sizes, the table by the
     addresses)."""
-    import cupy
 
     sizes = tuple(a.size for a in groups[0])
     hit = _MAPS.get(sizes)
@@ -106,9 +118,9 @@ def _table(groups):
         block_tensor = np.repeat(np.arange(len(sizes), dtype=np.int32), counts)
         block_start = np.concatenate([np.arange(c, dtype=np.int64) * _CHUNK for c in counts])
         hit = _MAPS[sizes] = (
-            cupy.asarray(n),
-            cupy.asarray(block_tensor),
-            cupy.asarray(block_start),
+            _upload(n),
+            _upload(block_tensor),
+            _upload(block_start),
             int(block_tensor.size),
         )
     return (_pointers(groups), *hit)

@@ -1,4 +1,5 @@
-"""``ember.cuda``: GPU queries. CuPy is imported only when asked; without it, no GPU."""
+"""``ember.cuda``: GPU queries, streams and events (streams.py) and CUDA graphs (graphs.py).
+CuPy is imported only when asked; without it, no GPU."""
 
 from __future__ import annotations
 
@@ -67,7 +68,7 @@ def _index(device) -> int:
         return current_device()
     if isinstance(device, int):
         return device
-    from .backend.device import to_device
+    from ..backend.device import to_device
 
     d = to_device(device)
     if d.type != "cuda":
@@ -152,3 +153,7 @@ def empty_cache() -> None:
         graphs.release_workspaces()
     cp.get_default_memory_pool().free_all_blocks()
     cp.get_default_pinned_memory_pool().free_all_blocks()
+
+
+from .graphs import CUDAGraph, graph, graph_pool_handle  # noqa: E402
+from .streams import Event, Stream, current_stream, default_stream, stream  # noqa: E402

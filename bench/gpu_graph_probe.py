@@ -6,20 +6,22 @@ ember's bf16 ResNet-50 step is host-bound (bench/gpu_notes.md: GPU busy ~30 ms, 
 ms at the host's usual speed, and that speed moves up to 1.6x); a replayed graph issues the
 step's ~600 launches with one call, so its time should fall to the GPU time. This script
 captures one training step of ember's ResNet-50 (bf16 autocast, channels-last; SGD with
-momentum) with CuPy's stream capture and reports, one line each:
+momentum) with ``ember.cuda.graph`` and reports, one line each:
 
 1. the eager step time (median of three windows of back-to-back steps; gradients are zeroed
    in place rather than set to None, as a graph needs, so it is not bench/gpu.py's number);
-2. whether capture works, or the first error it raises (what has to change in ember);
+2. whether capture through ``ember.cuda.graph`` works, or the first error it raises (what
+   has to change in ember);
 3. the replay time per step, and whether a replay trains: the parameters move, and the loss
-   on the captured batch falls over replays as it does over eager steps.
+   on the captured batch falls over replays as it does over eager steps;
+4. PyTorch's eager and replayed step for the same model (``torch.cuda.graph``).
 
-Nothing here changes ember. Other known hazards a failure will point at: host-to-device copies
-inside a step (the optimizer's pointer table, from pinned memory that the pool may reuse),
+Known hazards a failure will point at: host-to-device copies inside a step (the optimizer's
+pointer table is refused with an error while capturing; the warm-up steps cache it),
 allocations while capturing (they come from a private CuPy pool kept with the graph, as
 PyTorch's graphs keep theirs), and libraries that launch on another stream.
 
-    python bench/gpu_graph_probe.py [--batch 128] [--replays 20]
+    python bench/gpu_graph_probe.py [--batch 128] [--replays 10] [--no-torch]
 """
 
 from __future__ import annotations
@@ -61,72 +63,116 @@ def _build(batch: int):
     return step, model, box
 
 
-def _eager_ms(step, iters: int = 10) -> float:
-    import ember
+def _torch_build(batch: int):
+    import torch
+    import torchvision
 
+    torch.backends.cudnn.benchmark = True
+    model = torchvision.models.resnet50().cuda().to(memory_format=torch.channels_last)
+    r = np.random.default_rng(0)
+    x = torch.tensor(r.standard_normal((batch, 3, 224, 224)).astype(np.float32)).cuda()
+    x = x.to(memory_format=torch.channels_last)
+    y = torch.tensor(r.integers(0, 1000, batch)).cuda()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    box = {}
+
+    def step():
+        opt.zero_grad(set_to_none=False)
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            loss = loss_fn(model(x), y)
+        loss.backward()
+        opt.step()
+        box["loss"] = loss
+
+    return step, model, box
+
+
+def _timed_ms(fn, sync, iters: int = 10) -> float:
+    """Median of three windows of ``iters`` calls, in ms per call."""
     times = []
     for _ in range(3):
-        ember.cuda.synchronize()
+        sync()
         t0 = time.perf_counter()
         for _ in range(iters):
-            step()
-        ember.cuda.synchronize()
+            fn()
+        sync()
         times.append((time.perf_counter() - t0) / iters * 1e3)
     return sorted(times)[1]
 
 
-def main(argv=None):
-    """Eager timing, capture, replay timing and a training check; one line each."""
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--batch", type=int, default=128)
-    ap.add_argument("--replays", type=int, default=20)
-    args = ap.parse_args(argv)
-    import cupy
-
+def _ember(args) -> None:
     import ember
 
     step, model, box = _build(args.batch)
-    stream = cupy.cuda.Stream(non_blocking=True)
-    with stream:  # warm up on the capture stream: graphs built, pool filled, grads allocated
+    side = ember.cuda.Stream()  # warm up off the default stream, as PyTorch advises
+    side.wait_stream(ember.cuda.current_stream())
+    with ember.cuda.stream(side):
         for _ in range(4):
             step()
-        eager = _eager_ms(step)  # zero_grad to zeros (as the graph needs): not bench/gpu.py's
-        print(f"[graph probe] eager step {eager:.1f} ms (gradients zeroed in place)", flush=True)
-        first = float(box["loss"].item())
-    pool = cupy.cuda.MemoryPool()  # nothing outside the graph reuses its memory
+    ember.cuda.current_stream().wait_stream(side)
+    eager = _timed_ms(step, ember.cuda.synchronize)
+    print(f"[graph probe] ember eager step {eager:.1f} ms (gradients zeroed in place)", flush=True)
+    first = float(box["loss"].item())
+    g = ember.cuda.CUDAGraph()
     try:
-        with stream:
-            # relaxed: a pool that must grow may still call cudaMalloc while capturing
-            mode = getattr(cupy.cuda.runtime, "streamCaptureModeRelaxed", None)
-            if mode is None:
-                stream.begin_capture()
-            else:
-                stream.begin_capture(mode)
-            try:  # the graph's buffers come from a pool of its own, kept with the graph
-                with cupy.cuda.using_allocator(pool.malloc):
-                    step()
-            finally:
-                graph = stream.end_capture()
+        with ember.cuda.graph(g):
+            step()
     except Exception as exc:  # noqa: BLE001 - the point is to learn what fails
-        print(f"[graph probe] capture FAILED: {type(exc).__name__}: {str(exc)[:300]}")
+        print(f"[graph probe] ember capture FAILED: {type(exc).__name__}: {str(exc)[:300]}")
         print("  " + "\n  ".join(traceback.format_exc().strip().splitlines()[-8:]))
         return
-    print("[graph probe] captured one training step", flush=True)
+    print(f"[graph probe] ember captured one step; pool {g.pool().used_bytes() / 2**20:.0f} MiB")
     p0 = next(iter(model.parameters())).detach().cpu().numpy().copy()
-    stream.synchronize()
-    t0 = time.perf_counter()
-    for _ in range(args.replays):
-        graph.launch(stream)
-    stream.synchronize()
-    ms = (time.perf_counter() - t0) / args.replays * 1e3
+    replay = _timed_ms(g.replay, ember.cuda.synchronize, args.replays)
     p1 = next(iter(model.parameters())).detach().cpu().numpy()
     last = float(box["loss"].item())
-    moved = float(np.abs(p1 - p0).max())
     print(
-        f"[graph probe] replay {ms:.2f} ms per step ({args.replays} replays); first parameter "
-        f"moved by up to {moved:.3g}; loss on the batch {first:.4f} before, {last:.4f} after"
+        f"[graph probe] ember replay {replay:.2f} ms per step; first parameter moved by up to "
+        f"{float(np.abs(p1 - p0).max()):.3g}; loss on the batch {first:.4f} before, "
+        f"{last:.4f} after {3 * args.replays} replays",
+        flush=True,
     )
-    ember.cuda.synchronize()
+
+
+def _torch(args) -> None:
+    import torch
+
+    step, _, box = _torch_build(args.batch)
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(4):
+            step()
+    torch.cuda.current_stream().wait_stream(side)
+    eager = _timed_ms(step, torch.cuda.synchronize)
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        step()
+    replay = _timed_ms(g.replay, torch.cuda.synchronize, args.replays)
+    print(
+        f"[graph probe] torch eager step {eager:.1f} ms, replay {replay:.2f} ms; loss "
+        f"{float(box['loss'].item()):.4f}",
+        flush=True,
+    )
+
+
+def main(argv=None):
+    """ember's eager step, capture and replays, then PyTorch's for comparison; a line each."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--replays", type=int, default=10)
+    ap.add_argument("--no-torch", action="store_true", help="skip PyTorch's graph")
+    args = ap.parse_args(argv)
+    _ember(args)
+    if not args.no_torch:
+        import gc
+
+        import ember
+
+        gc.collect()
+        ember.cuda.empty_cache()
+        _torch(args)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from scipy.special import erf
 
 import ember
 import ember.nn as nn
+import ember.nn.functional as F
 
 
 def np_bn_train(x, w, b, eps=1e-5):
@@ -59,6 +60,39 @@ def test_batchnorm_running_buffers_change_in_place_once_per_step():
     assert (bn.running_mean._version, bn.running_var._version) == (v_mean + 1, v_var + 1)
     assert np.shares_memory(bn.running_mean.numpy(), mean)
     assert np.shares_memory(bn.running_var.numpy(), var)
+
+
+def test_batchnorm_eval_runs_blocked_without_a_graph_and_as_ops_with_one(monkeypatch):
+    """Inference batch norm goes through the blocked CPU kernel when nothing needs a graph,
+    and through differentiable ops when the input requires grad; both give the float64
+    reference."""
+    from ember.kernels.cpu import batchnorm as kernels
+
+    calls = []
+    real = kernels.batch_norm_eval
+    monkeypatch.setattr(kernels, "batch_norm_eval", lambda *a: calls.append(1) or real(*a))
+    bn = nn.BatchNorm2d(4).eval()
+    with ember.no_grad():
+        bn.running_mean.copy_(ember.tensor([0.5, -1.0, 0.0, 2.0]))
+        bn.running_var.copy_(ember.tensor([1.0, 0.25, 4.0, 0.5]))
+        bn.weight.copy_(ember.tensor([1.0, 2.0, -1.0, 0.5]))
+        bn.bias.copy_(ember.tensor([0.0, 1.0, 0.5, -2.0]))
+    x = randn(3, 4, 5, 7)
+    shape = (1, 4, 1, 1)
+    scale = npy(bn.weight).astype(np.float64) / np.sqrt(npy(bn.running_var) + 1e-5)
+    ref = (x - npy(bn.running_mean).reshape(shape)) * scale.reshape(shape)
+    ref += npy(bn.bias).reshape(shape)
+    with ember.no_grad():
+        np.testing.assert_allclose(npy(bn(e(x))), ref, rtol=1e-5, atol=1e-5)
+    assert calls == [1]
+    xt = ember.tensor(x.astype(np.float32), requires_grad=True)
+    out = bn(xt)
+    np.testing.assert_allclose(out.detach().numpy(), ref, rtol=1e-5, atol=1e-5)
+    out.sum().backward()
+    np.testing.assert_allclose(
+        xt.grad.numpy(), np.broadcast_to(scale.reshape(shape), x.shape), rtol=1e-5
+    )
+    assert calls == [1]  # the graph went through ops
 
 
 def test_batchnorm_training_is_one_fused_node():
@@ -190,6 +224,37 @@ def test_inplace_activation_writes_input():
     x = ember.tensor([-1.0, 2.0])
     y = nn.ReLU(inplace=True)(x)
     assert y is x and x.tolist() == [0.0, 2.0]
+
+
+def test_inplace_relu_on_the_cpu_writes_the_same_memory_and_differentiates():
+    """relu_ on a contiguous float tensor runs in its own memory (no copy in or back), with
+    or without a graph; the gradient is (x > 0), NaN stays NaN, and a later in-place write
+    to the output is caught by the backward."""
+    xn = np.array([[-1.0, 2.0, np.nan], [0.5, -3.0, 0.0]])
+    x = ember.tensor(xn, requires_grad=True)
+    y = x * 1.0
+    memory, version = y.detach().numpy(), y._version
+    out = F.relu(y, inplace=True)
+    assert out is y and np.shares_memory(y.detach().numpy(), memory)
+    assert y._version == version + 1
+    np.testing.assert_array_equal(
+        y.detach().numpy(), np.where(xn > 0, xn, np.where(xn != xn, xn, 0))
+    )
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), (xn > 0).astype(float))
+    z = x * 1.0
+    F.relu(z, inplace=True)
+    z.add_(1.0)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        z.sum().backward()
+    w = ember.tensor(xn.T)  # an F-contiguous view: also in place, and right
+    F.relu(w, inplace=True)
+    np.testing.assert_array_equal(
+        w.numpy(), np.where(xn.T > 0, xn.T, np.where(xn.T != xn.T, xn.T, 0))
+    )
+    v = ember.tensor(xn.copy())[:, ::2]  # strided: the generic path, same values
+    F.relu(v, inplace=True)
+    np.testing.assert_array_equal(v.numpy(), np.maximum(xn[:, ::2], 0))
 
 
 def test_flatten_unflatten_and_shape_layers():

@@ -11,6 +11,10 @@ class _State:
     grad_enabled = True
     inference = False
     anomaly = False
+    # True while ember.jit.trace records: the fast paths that write arrays without a
+    # Primitive.apply (in-place scalar arithmetic, in-place ReLU and running statistics on
+    # NumPy buffers, inference batch norm) take the general path, so every op is a node
+    tracing = False
 
 
 STATE = _State()

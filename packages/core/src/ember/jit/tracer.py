@@ -10,7 +10,7 @@ import numpy as np
 
 from .._tensor import TENSOR_TYPES, Size, Tensor
 from ..autograd.function import Primitive
-from ..autograd.grad_mode import no_grad
+from ..autograd.grad_mode import STATE, no_grad
 from . import hooks, shapes, symbolic
 from .graph import Graph, Node, Ref
 
@@ -179,10 +179,6 @@ def _patch_commit(rec: Recorder) -> list:
         rec.commit(t, out)
         return res
 
-    def general_path(t, ufunc, other):  # the in-place fast path skips Primitive.apply: off
-        return None
-
-    fast = inplace.scalar_inplace
     saved = []
     for mod in list(sys.modules.values()):
         if not getattr(mod, "__name__", "").startswith("ember"):
@@ -190,9 +186,6 @@ def _patch_commit(rec: Recorder) -> list:
         if mod.__dict__.get("commit") is orig:
             saved.append((mod, "commit", orig))
             mod.commit = commit
-        if mod.__dict__.get("scalar_inplace") is fast:
-            saved.append((mod, "scalar_inplace", fast))
-            mod.scalar_inplace = general_path
     return saved
 
 
@@ -217,6 +210,8 @@ def run_traced(fn, inputs: tuple, names: dict, dynamic):
         if dynamic:
             saved += hooks.patch_shape(rec) + hooks.patch_creation(rec)
         saved += hooks.patch_compare(rec) + hooks.patch_attention(rec)
+        saved.append((STATE, "tracing", STATE.tracing))
+        STATE.tracing = True  # fast paths that skip Primitive.apply step aside
         with no_grad():
             out = fn(*inputs)
     finally:

@@ -16,7 +16,7 @@ from ..kernels.cuda import compile as cc
 from ..kernels.cuda import elementwise as cuda_ew
 from ..ops import elementwise as E
 from ..ops import unary as U
-from ..ops.inplace import apply_inplace
+from ..ops.inplace import apply_inplace, relu_inplace_
 
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 _INV_SQRT_2 = 1.0 / math.sqrt(2.0)
@@ -149,10 +149,8 @@ def _float_tensor(input, name):
 
 def relu(input, inplace: bool = False):
     """``max(x, 0)`` elementwise."""
-    if inplace and not isinstance(input._data, np.ndarray):
-        from ..ops.inplace import relu_cuda_
-
-        done = relu_cuda_(input)
+    if inplace and isinstance(input, Tensor):
+        done = relu_inplace_(input)
         if done is not None:
             return done
     return _maybe_inplace(input, U.relu, inplace, "relu_")

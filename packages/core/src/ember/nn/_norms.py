@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._tensor import _make
-from ..autograd.grad_mode import no_grad
+from ..autograd.grad_mode import STATE, no_grad
 from ..backend import dtypes as _dt
 from ..kernels.cuda import batchnorm as cuda_bn
 from ..ops import batchnorm as _bn
@@ -57,7 +57,8 @@ def _update_running(running, batch_stat, momentum) -> None:
     tensor ops below, which cost five op dispatches: 80 us a buffer, 9 ms of a small CPU
     ResNet-50 step)."""
     r = running._data
-    if type(r) is np.ndarray and r.dtype in _WIDE and r.flags.writeable and not running._rg:
+    fast = type(r) is np.ndarray and r.dtype in _WIDE and r.flags.writeable
+    if fast and not running._rg and not STATE.tracing:
         r *= 1.0 - momentum
         r += np.asarray(batch_stat).reshape(-1).astype(r.dtype, copy=False) * momentum
         running._vbox[0] += 1  # as copy_ counts an in-place change
@@ -99,6 +100,26 @@ def _running_on_device(running_mean, running_var, mu, var, momentum, n) -> bool:
         if t is not None:
             t._vbox[0] += 1
     return True
+
+
+def _eval_on_blocks(input, running_mean, running_var, weight, bias, eps):
+    """Inference batch norm through the blocked CPU kernel, where no graph is recorded and
+    every array is a NumPy float32/float64 one (C-contiguous input); None otherwise."""
+    x = input._data
+    if type(x) is not np.ndarray or x.dtype not in _WIDE or not x.flags.c_contiguous:
+        return None
+    if STATE.tracing:  # the trace records the ops below instead
+        return None
+    vecs = [t for t in (running_mean, running_var, weight, bias) if t is not None]
+    if STATE.grad_enabled and any(t._rg for t in (input, *vecs)):
+        return None
+    if any(type(t._data) is not np.ndarray for t in vecs) or x.ndim < 2 or x.size == 0:
+        return None
+    from ..kernels.cpu.batchnorm import batch_norm_eval
+
+    w = None if weight is None else weight._data
+    b = None if bias is None else bias._data
+    return _make(batch_norm_eval(x, running_mean._data, running_var._data, w, b, eps))
 
 
 def batch_norm(
@@ -148,6 +169,9 @@ def batch_norm(
         return out
     if running_mean is None or running_var is None:
         raise RuntimeError("batch_norm: running_mean and running_var must be defined in eval mode")
+    fast = _eval_on_blocks(input, running_mean, running_var, weight, bias, eps)
+    if fast is not None:
+        return fast
     # eval: fold the statistics into one scale and one shift (two passes over the input)
     scale = U.rsqrt(running_var.to(input.dtype) + eps)
     if weight is not None:

@@ -74,7 +74,7 @@ def scalar_inplace(t: Tensor, ufunc: str, other) -> Tensor | None:
     cls = other.__class__
     if cls is not int and cls is not float:
         return None
-    if t._rg and STATE.grad_enabled:
+    if (t._rg and STATE.grad_enabled) or STATE.tracing:
         return None
     d = t._data
     dt = d.dtype
@@ -117,25 +117,33 @@ def _original(t: Tensor) -> Tensor:
     return _make(t._data.copy())
 
 
-def relu_cuda_(t: Tensor) -> Tensor | None:
-    """``relu_`` computed in ``t``'s own memory on CUDA (no copy in, no copy back); None
-    when ``t`` is not a dense CUDA float tensor, C-contiguous or channels last (the caller
-    then takes the generic path)."""
-    from .unary import ReluInplaceCuda, _cuda_kernel_ok
+_RELU_CPU = frozenset((np.dtype(np.float32), np.dtype(np.float64)))
 
-    if isinstance(t._data, np.ndarray) or not _cuda_kernel_ok(t._data):
+
+def relu_inplace_(t: Tensor) -> Tensor | None:
+    """``relu_`` computed in ``t``'s own memory (no copy in, no copy back): a dense CUDA float
+    tensor (C-contiguous or channels last), or a contiguous, writeable float32/float64 NumPy
+    one; None otherwise (the caller then takes the generic path)."""
+    from .unary import ReluInplace, _cuda_kernel_ok
+
+    d = t._data
+    if isinstance(d, np.ndarray):
+        dense = d.flags.c_contiguous or d.flags.f_contiguous  # no element written twice
+        if d.dtype not in _RELU_CPU or not dense or not d.flags.writeable or STATE.tracing:
+            return None
+    elif not _cuda_kernel_ok(d):
         return None
     record = check_inplace(t, None, "relu_")
     if not record:
         prev = STATE.grad_enabled
         STATE.grad_enabled = False
         try:
-            ReluInplaceCuda.apply(t)
+            ReluInplace.apply(t)
         finally:
             STATE.grad_enabled = prev
         t._vbox[0] += 1
         return t
-    out = ReluInplaceCuda.apply(t)
+    out = ReluInplace.apply(t)
     node = out.grad_fn
     commit(t, out)  # same memory: no copy; bumps the version and adopts the node
     node.vbox, node.version = t._vbox, t._vbox[0]

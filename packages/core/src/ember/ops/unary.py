@@ -190,15 +190,18 @@ class Relu(Primitive):
         return g * (out > 0)
 
 
-class ReluInplaceCuda(Primitive):
-    """``relu_`` on a dense CUDA array: the kernel writes the input's own memory and
-    the node keeps that memory as its output. ``relu_cuda_`` (ops/inplace.py) commits it and
-    records the version the backward expects, so a later in-place write is caught."""
+class ReluInplace(Primitive):
+    """``relu_`` written into the input's own memory (ember's kernel on a dense CUDA array,
+    ``np.maximum(a, 0, out=a)`` on a NumPy one): the node keeps that memory as its output.
+    ``relu_inplace_`` (ops/inplace.py) commits it and records the version the backward
+    expects, so a later in-place write is caught."""
 
     @staticmethod
     def forward(ctx, a):
-
-        ctx.out = cuda_ew.relu(a, out=a)
+        if isinstance(a, np.ndarray):
+            ctx.out = np.maximum(a, 0, out=a)  # NaN stays NaN, as out of place
+        else:
+            ctx.out = cuda_ew.relu(a, out=a)
         return a
 
     @staticmethod
@@ -211,6 +214,8 @@ class ReluInplaceCuda(Primitive):
             )
         out = _make(ctx.out)
         if not STATE.grad_enabled and g._data.dtype == ctx.out.dtype:
+            if isinstance(ctx.out, np.ndarray):
+                return _make(g._data * (ctx.out > 0))
             if _cuda_kernel_ok(ctx.out):
                 return _make(cuda_ew.relu_grad(cc.as_layout(g._data, ctx.out), ctx.out))
         return g * (out > 0)

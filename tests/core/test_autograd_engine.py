@@ -276,6 +276,22 @@ def test_gradient_that_is_the_only_view_of_a_fresh_array_is_kept_without_a_copy(
     np.testing.assert_array_equal(x.grad.numpy(), np.arange(1, 7).reshape(2, 3))
 
 
+def test_gradient_view_that_something_else_also_holds_is_copied():
+    """A backward that hands out a view it also keeps (here in a list) gets a copy into
+    .grad: accumulating into it later must not change what it kept."""
+    kept = []
+
+    def make():
+        kept.append(np.arange(6, dtype=np.float32).reshape(2, 3))
+        return kept[-1]
+
+    x = ember.zeros(2, 3, requires_grad=True)
+    _GradFrom.apply(x, make).sum().backward()
+    assert not np.shares_memory(x.grad.numpy(), kept[0])
+    x.grad.add_(1.0)
+    np.testing.assert_array_equal(kept[0], np.arange(6).reshape(2, 3))
+
+
 def test_gradient_viewing_part_of_a_fresh_array_is_copied():
     """A view of only part of its base would keep the whole base alive: copied."""
     x = ember.zeros(2, 3, requires_grad=True)

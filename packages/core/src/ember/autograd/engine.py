@@ -301,20 +301,38 @@ def _check_nan(node, grads):
 
 
 def _private_view(d) -> bool:
-    """Whether the view ``d`` covers all of its base array and holds the only reference to it:
-    the op's own temporary (a reshape of a fresh product, as a convolution's weight gradient
-    is), whose memory nobody else can see or change. PyTorch likewise keeps a gradient that
-    nothing else holds instead of copying it."""
+    """Whether the view ``d`` covers all of its base array and nothing but the gradient tensor
+    holds either of them: the op's own temporary (a reshape of a fresh product, as a
+    convolution's weight gradient is), whose memory nobody else can see or change. PyTorch
+    likewise keeps a gradient that nothing else holds instead of copying it."""
     base = d.base
-    return type(base) is type(d) and base.size == d.size and sys.getrefcount(base) <= _ALONE
+    if type(base) is not type(d) or base.size != d.size:
+        return False
+    refs_d, refs_base = _refs(d, base)
+    return refs_d <= _ALONE[0] and refs_base <= _ALONE[1]
 
 
-def _alone_refs() -> int:
-    """``sys.getrefcount`` of a base array inside ``_private_view`` when only its view holds
-    it (measured rather than assumed: the count differs between Python versions)."""
-    view = np.empty(4).reshape(2, 2)
-    base = view.base
-    return sys.getrefcount(base)
+def _refs(d, base) -> tuple:
+    """(references to ``d``, references to ``base``), as seen from ``_private_view``."""
+    return sys.getrefcount(d), sys.getrefcount(base)
+
+
+def _alone_refs() -> tuple:
+    """``_refs`` of a view held only as a tensor's array (and the caller's local name), over a
+    base only the view holds: measured rather than assumed, as the counts differ between
+    Python versions."""
+
+    class Holder:
+        pass
+
+    def probe(d):  # the frames of _own -> _private_view -> _refs
+        base = d.base
+        return _refs(d, base)
+
+    holder = Holder()
+    holder._data = np.empty(4).reshape(2, 2)
+    d = holder._data
+    return probe(d)
 
 
 _ALONE = _alone_refs()

@@ -63,7 +63,10 @@ def _build(batch: int):
     return step, model, box
 
 
-def _torch_build(batch: int):
+def torch_resnet50_step(batch: int, set_to_none: bool = False):
+    """PyTorch's ResNet-50 training step (bf16 autocast, channels-last, SGD with momentum) on
+    random data: (step, model, box holding the last loss). Gradients stay in place unless
+    ``set_to_none`` (a graph needs them in place)."""
     import torch
     import torchvision
 
@@ -78,7 +81,7 @@ def _torch_build(batch: int):
     box = {}
 
     def step():
-        opt.zero_grad(set_to_none=False)
+        opt.zero_grad(set_to_none=set_to_none)
         with torch.autocast("cuda", dtype=torch.bfloat16):
             loss = loss_fn(model(x), y)
         loss.backward()
@@ -138,7 +141,7 @@ def _ember(args) -> None:
 def _torch(args) -> None:
     import torch
 
-    step, _, box = _torch_build(args.batch)
+    step, _, box = torch_resnet50_step(args.batch)
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(side):

@@ -32,25 +32,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 
 def _torch_step(batch: int):
+    """PyTorch's ResNet-50 bf16 channels-last step (gradients set to None, as bench/gpu.py)."""
     import torch
-    import torchvision
+    from gpu_graph_probe import torch_resnet50_step
 
-    torch.backends.cudnn.benchmark = True
-    model = torchvision.models.resnet50().cuda().to(memory_format=torch.channels_last)
-    r = np.random.default_rng(0)
-    x = torch.tensor(r.standard_normal((batch, 3, 224, 224)).astype(np.float32)).cuda()
-    x = x.to(memory_format=torch.channels_last)
-    y = torch.tensor(r.integers(0, 1000, batch)).cuda()
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    loss_fn = torch.nn.CrossEntropyLoss()
-
-    def step():
-        opt.zero_grad(set_to_none=True)
-        with torch.autocast("cuda", dtype=torch.bfloat16):
-            loss = loss_fn(model(x), y)
-        loss.backward()
-        opt.step()
-
+    step, _, _ = torch_resnet50_step(batch, set_to_none=True)
     return step, torch.cuda.synchronize
 
 

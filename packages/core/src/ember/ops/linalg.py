@@ -13,6 +13,7 @@ from ..amp import autocast_mode as _amp
 from ..autograd.function import Primitive
 from ..autograd.grad_mode import STATE
 from ..backend.device import array_module
+from ..kernels.cpu import gemm_batch
 from ..kernels.cuda import gemm as cuda_gemm
 from ._util import result_dtype, sum_to
 
@@ -87,10 +88,12 @@ def _flat_matmul(a, b):
 
 
 def _matmul_arrays(a, b):
-    """NumPy's matmul, or on CUDA one direct cuBLAS call where it can describe the operands
-    (kernels/cuda/gemm.py), else CuPy's matmul."""
+    """NumPy's matmul (a stack of products in one batched OpenBLAS call where it can describe
+    them: kernels/cpu/gemm_batch.py), or on CUDA one direct cuBLAS call where it can describe
+    the operands (kernels/cuda/gemm.py), else CuPy's matmul."""
     if isinstance(a, np.ndarray):
-        return np.matmul(a, b)
+        out = gemm_batch.matmul(a, b) if a.ndim > 2 else None
+        return np.matmul(a, b) if out is None else out
 
     out = cuda_gemm.matmul(a, b) if cuda_gemm.enabled() else None
     return array_module(a).matmul(a, b) if out is None else out

@@ -29,24 +29,32 @@ _NAMES = {
 }
 
 
-def _load() -> dict | None:
-    if _FUNCS:
-        return _FUNCS[0]
-    found = None
-    try:
-        from threadpoolctl import ThreadpoolController
+_HANDLE: list = []  # [the ctypes handle of NumPy's OpenBLAS, or None]
 
-        for lib in ThreadpoolController().select(user_api="blas").lib_controllers:
-            if "numpy" not in lib.filepath:
-                continue
-            handle = ctypes.CDLL(lib.filepath)
-            if all(hasattr(handle, sym) for sym in _NAMES.values()):
-                found = _bind(handle)
-                break
-    except (ImportError, OSError):  # pragma: no cover - no threadpoolctl or an odd BLAS
+
+def numpy_blas():
+    """A ctypes handle on the OpenBLAS NumPy links (found by threadpoolctl), or None."""
+    if not _HANDLE:
         found = None
-    _FUNCS.append(found)
-    return found
+        try:
+            from threadpoolctl import ThreadpoolController
+
+            for lib in ThreadpoolController().select(user_api="blas").lib_controllers:
+                if "numpy" in lib.filepath:
+                    found = ctypes.CDLL(lib.filepath)
+                    break
+        except (ImportError, OSError):  # pragma: no cover - no threadpoolctl or an odd BLAS
+            found = None
+        _HANDLE.append(found)
+    return _HANDLE[0]
+
+
+def _load() -> dict | None:
+    if not _FUNCS:
+        handle = numpy_blas()
+        ok = handle is not None and all(hasattr(handle, sym) for sym in _NAMES.values())
+        _FUNCS.append(_bind(handle) if ok else None)
+    return _FUNCS[0]
 
 
 def _bind(handle) -> dict:

@@ -62,6 +62,7 @@ DECLINED = {
     "vector rows": (R.standard_normal((3, 1, 2**20)), R.standard_normal((3, 2**20, 2))),
     "no unit stride": (R.standard_normal((3, 128, 128))[..., ::2], R.standard_normal((3, 64, 128))),
     "empty": (np.zeros((6, 5, 0)), np.zeros((6, 0, 4))),
+    "reversed batch": (R.standard_normal((3, 128, 64))[::-1], R.standard_normal((3, 64, 128))),
 }
 
 

@@ -87,6 +87,8 @@ def matmul(a, b):
     batched GEMM call (or one per leading index), or None where NumPy should do it."""
     if type(a) is not np.ndarray or type(b) is not np.ndarray or a.dtype != b.dtype:
         return None
+    if not (a.flags.aligned and b.flags.aligned):
+        return None
     if a.dtype not in _SYMBOLS or a.ndim < 3 or a.ndim != b.ndim or a.shape[:-2] != b.shape[:-2]:
         return None
     (m, k), (k2, n) = a.shape[-2:], b.shape[-2:]
@@ -100,20 +102,32 @@ def matmul(a, b):
     fn = None if op_a is None or op_b is None else _function(a.dtype)
     if fn is None:
         return None
-    out = np.empty(batch + (m, n), a.dtype)
     shape = (m, n, k, op_a, op_b, item)
     sa, sb = _uniform(batch, a.strides[:-2]), _uniform(batch, b.strides[:-2])
-    if sa is not None and sb is not None:
+    if _fits(shape, sa, sb, count):
+        out = np.empty(batch + (m, n), a.dtype)
         _call(fn, shape, a, sa, b, sb, out, count)
         return out
     if len(batch) < 2 or batch[0] > _MAX_LOOP:
         return None
     sa, sb = _uniform(batch[1:], a.strides[1:-2]), _uniform(batch[1:], b.strides[1:-2])
-    if sa is None or sb is None:
+    if not _fits(shape, sa, sb, count // batch[0]):
         return None
+    out = np.empty(batch + (m, n), a.dtype)
     for i in range(batch[0]):
         _call(fn, shape, a[i], sa, b[i], sb, out[i], count // batch[0])
     return out
+
+
+def _fits(shape, sa, sb, count) -> bool:
+    """Whether the batch strides exist and every size, leading dimension and stride is a
+    non-negative integer below 2**31 (what any build of the call takes; a reversed view's
+    negative batch stride goes to NumPy)."""
+    if sa is None or sb is None:
+        return False
+    m, n, k, (_, lda), (_, ldb), item = shape
+    values = (m, n, k, lda, ldb, sa // item, sb // item, m * n, count)
+    return all(0 <= v < 2**31 for v in values)
 
 
 def _call(fn, shape, a, sa, b, sb, out, count) -> None:

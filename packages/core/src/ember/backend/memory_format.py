@@ -67,3 +67,22 @@ def copy_in_order(arr, order):
     for i, ax in enumerate(order):
         inverse[ax] = i
     return arr.transpose(order).copy().transpose(inverse)
+
+
+def batch_stride(shape, strides):
+    """One stride (in the units of ``strides``) that walks every index of the batch dims
+    ``shape`` in row-major order, 0 when they hold one element, or None when no single
+    stride does (heads split from a (B, S, H, D) buffer: B's stride is not H's times H).
+    Size-1 dims are skipped. A stack of matrices with one batch stride can go to a strided
+    batched GEMM in one call (cuBLAS's on CUDA, OpenBLAS's on the CPU)."""
+    stride, span = None, 1
+    for n, s in zip(reversed(shape), reversed(strides)):
+        if n == 1:
+            continue
+        if stride is None:
+            stride, span = s, n
+        elif s == stride * span:
+            span *= n
+        else:
+            return None
+    return 0 if stride is None else stride

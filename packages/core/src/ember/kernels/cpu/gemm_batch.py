@@ -20,6 +20,7 @@ import math
 
 import numpy as np
 
+from ...backend.memory_format import batch_stride
 from .blas1 import numpy_blas
 
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
@@ -67,21 +68,6 @@ def _matrix(shape, strides, item):
     return None
 
 
-def _uniform(shape, strides):
-    """One byte stride that steps through all of the batch ``shape`` in order, or None."""
-    stride, span = None, 1
-    for n, s in zip(reversed(shape), reversed(strides)):
-        if n == 1:
-            continue
-        if stride is None:
-            stride, span = s, n
-        elif s == stride * span:
-            span *= n
-        else:
-            return None
-    return 0 if stride is None else stride
-
-
 def matmul(a, b):
     """``a @ b`` for two stacked float32/float64 NumPy arrays of one batch shape, in one
     batched GEMM call (or one per leading index), or None where NumPy should do it."""
@@ -103,14 +89,14 @@ def matmul(a, b):
     if fn is None:
         return None
     shape = (m, n, k, op_a, op_b, item)
-    sa, sb = _uniform(batch, a.strides[:-2]), _uniform(batch, b.strides[:-2])
+    sa, sb = batch_stride(batch, a.strides[:-2]), batch_stride(batch, b.strides[:-2])
     if _fits(shape, sa, sb, count):
         out = np.empty(batch + (m, n), a.dtype)
         _call(fn, shape, a, sa, b, sb, out, count)
         return out
     if len(batch) < 2 or batch[0] > _MAX_LOOP:
         return None
-    sa, sb = _uniform(batch[1:], a.strides[1:-2]), _uniform(batch[1:], b.strides[1:-2])
+    sa, sb = batch_stride(batch[1:], a.strides[1:-2]), batch_stride(batch[1:], b.strides[1:-2])
     if not _fits(shape, sa, sb, count // batch[0]):
         return None
     out = np.empty(batch + (m, n), a.dtype)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...backend.memory_format import batch_stride as _batch_stride
 from ...backends import cuda as backends_cuda
 from .compile import dtype_name
 
@@ -46,21 +47,6 @@ def _operand(shape, strides):
         if ld >= max(1, r):
             return _OP_T, ld
     return None
-
-
-def _batch_stride(shape, strides):
-    """One element stride that walks all batch dims of ``shape`` in order, or None."""
-    stride = None
-    for n, s in zip(reversed(shape), reversed(strides)):
-        if n == 1:
-            continue
-        if stride is None:
-            stride, span = s, n
-        elif s == stride * span:
-            span *= n
-        else:
-            return None
-    return 0 if stride is None else stride
 
 
 def plan(a_shape, a_strides, b_shape, b_strides):

@@ -104,16 +104,22 @@ def _timed_ms(fn, sync, iters: int = 10) -> float:
     return sorted(times)[1]
 
 
+def _warm_up(lib, step, steps: int = 4) -> None:
+    """``steps`` steps on a side stream, as PyTorch advises before a capture; the same code
+    for ember and PyTorch, whose ``cuda`` stream APIs are the same."""
+    side = lib.cuda.Stream()
+    side.wait_stream(lib.cuda.current_stream())
+    with lib.cuda.stream(side):
+        for _ in range(steps):
+            step()
+    lib.cuda.current_stream().wait_stream(side)
+
+
 def _ember(args) -> None:
     import ember
 
     step, model, box = _build(args.batch)
-    side = ember.cuda.Stream()  # warm up off the default stream, as PyTorch advises
-    side.wait_stream(ember.cuda.current_stream())
-    with ember.cuda.stream(side):
-        for _ in range(4):
-            step()
-    ember.cuda.current_stream().wait_stream(side)
+    _warm_up(ember, step)
     eager = _timed_ms(step, ember.cuda.synchronize)
     print(f"[graph probe] ember eager step {eager:.1f} ms (gradients zeroed in place)", flush=True)
     first = float(box["loss"].item())
@@ -142,12 +148,7 @@ def _torch(args) -> None:
     import torch
 
     step, _, box = torch_resnet50_step(args.batch)
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        for _ in range(4):
-            step()
-    torch.cuda.current_stream().wait_stream(side)
+    _warm_up(torch, step)
     eager = _timed_ms(step, torch.cuda.synchronize)
     g = torch.cuda.CUDAGraph()
     with torch.cuda.graph(g):

@@ -181,6 +181,12 @@ def test_replay_and_end_without_capture_raise(book):
         g.replay()
     with pytest.raises(RuntimeError, match="capture_begin was not called"):
         g.capture_end()
+    with ember.cuda.stream(ember.cuda.Stream()):
+        g.capture_begin()
+        with pytest.raises(RuntimeError, match="already capturing"):
+            g.capture_begin()
+        g.capture_end()
+    assert [e[0] for e in book.log].count("begin capture") == 1
 
 
 def test_streams_and_events(book):

@@ -385,3 +385,13 @@ def test_shape_is_size_and_size_method():
     assert x.shape == (2, 3) and isinstance(x.shape, ember.Size)
     assert x.size() == (2, 3) and x.size(1) == 3 and x.size(-2) == 2
     assert repr(x.shape) == "ember.Size([2, 3])"
+
+
+def test_t_transposes_matrices_keeps_vectors_and_refuses_more_dims():
+    m = ember.arange(6.0).reshape(2, 3)
+    np.testing.assert_array_equal(m.t().numpy(), np.arange(6.0).reshape(2, 3).T)
+    assert m.t()._data.base is not None  # a view, as in PyTorch
+    v = ember.arange(3.0)
+    np.testing.assert_array_equal(v.t().numpy(), [0.0, 1.0, 2.0])
+    with pytest.raises(RuntimeError, match=r"t\(\).*3D"):
+        ember.ones(2, 3, 4).t()

@@ -89,6 +89,7 @@ def _copy_(self, src, non_blocking=False):
 
 
 def _uniform_(self, a=0.0, b=1.0, generator=None):
+    """Fill in place with samples from U(a, b); returns self."""
     from .backend.random import rng
 
     self._data[...] = rng(generator).uniform(a, b, self._data.shape)
@@ -97,11 +98,41 @@ def _uniform_(self, a=0.0, b=1.0, generator=None):
 
 
 def _normal_(self, mean=0.0, std=1.0, generator=None):
+    """Fill in place with samples from N(mean, std**2); returns self."""
     from .backend.random import rng
 
     self._data[...] = rng(generator).normal(mean, std, self._data.shape)
     self._bump()
     return self
+
+
+def _type_as(self, other):
+    """This tensor cast to ``other``'s dtype (``self`` when it already has it)."""
+    return E.cast(self, other.dtype)
+
+
+def _cpu(self):
+    """This tensor on the CPU (``self`` when it is there already)."""
+    return to(self, CPU)
+
+
+def _cuda(self, device=None):
+    """This tensor on a CUDA device (``device``, default the current one)."""
+    return to(self, device or "cuda")
+
+
+def _where(self, condition, other):
+    """``ember.where(condition, self, other)``."""
+    return E.where(condition, self, other)
+
+
+def _t(self):
+    """The transpose of a matrix (a view); 0-d and 1-d tensors come back as they are."""
+    if self._data.ndim > 2:
+        raise RuntimeError(
+            f"t(): expects a tensor with <= 2 dimensions, but self is {self._data.ndim}D"
+        )
+    return ops.transpose(self, 0, 1) if self._data.ndim == 2 else self
 
 
 def _T(self):
@@ -113,14 +144,17 @@ def _mT(self):
 
 
 def _view_as(self, other):
+    """``self.view(other.shape)``."""
     return ops.view(self, other.shape)
 
 
 def _reshape_as(self, other):
+    """``self.reshape(other.shape)``."""
     return ops.reshape(self, other.shape)
 
 
 def _new_tensor(self, data, dtype=None, device=None, requires_grad=False):
+    """``ember.tensor(data)`` with this tensor's dtype and device unless given."""
     from .creation import tensor
 
     return tensor(
@@ -145,6 +179,7 @@ def _new_filled(name):
 
 
 def _new_full(self, size, fill_value, dtype=None, device=None, requires_grad=False):
+    """``ember.full(size, fill_value)`` with this tensor's dtype and device unless given."""
     from .creation import full
 
     return full(
@@ -157,6 +192,7 @@ def _new_full(self, size, fill_value, dtype=None, device=None, requires_grad=Fal
 
 
 def _sum_to_size(self, *size):
+    """Sum over the broadcast dimensions so the result has shape ``size``."""
     from .ops._util import sum_to
 
     size = tuple(size[0]) if len(size) == 1 and isinstance(size[0], tuple | list) else size
@@ -206,9 +242,9 @@ METHODS = {
     # conversion
     "to": to,
     "type": _type,
-    "type_as": lambda self, other: E.cast(self, other.dtype),
-    "cpu": lambda self: to(self, CPU),
-    "cuda": lambda self, device=None: to(self, device or "cuda"),
+    "type_as": _type_as,
+    "cpu": _cpu,
+    "cuda": _cuda,
     "float": _dtype_method(_dt.float32),
     "double": _dtype_method(_dt.float64),
     "half": _dtype_method(_dt.float16),
@@ -248,7 +284,7 @@ METHODS = {
     "tril": ops.tril,
     "triu": ops.triu,
     "diag": ops.diag,
-    "t": lambda self: ops.transpose(self, 0, 1) if self._data.ndim == 2 else self,
+    "t": _t,
     "sum_to_size": _sum_to_size,
     # reductions
     "sum": ops.sum,
@@ -305,7 +341,7 @@ METHODS = {
     "true_divide": E.div,
     "maximum": E.maximum,
     "minimum": E.minimum,
-    "where": lambda self, cond, other: E.where(cond, self, other),
+    "where": _where,
     "masked_fill": ops.masked_fill,
     "eq": E.eq,
     "ne": E.ne,
@@ -406,10 +442,13 @@ def _scatter_inplace(name, fn):
     def m(self, dim, index, src=None, **kw):
         return apply_inplace(self, lambda t: fn(t, dim, index, src, **kw), None, op=name)
 
+    m.__doc__ = f"In-place ``{name[:-1]}``; returns self."
+
     return m
 
 
 def _masked_fill_(self, mask, value):
+    """In-place ``masked_fill``; returns self."""
     return apply_inplace(self, lambda t: ops.masked_fill(t, mask, value), None, op="masked_fill_")
 
 

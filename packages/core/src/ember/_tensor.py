@@ -264,13 +264,16 @@ class Tensor:
         return arr.tolist()
 
     def __array__(self, dtype=None, copy=None):
+        """The data as a NumPy array (copied to the host for a CUDA tensor), for ``np.asarray``."""
         arr = self._data if isinstance(self._data, np.ndarray) else self._data.get()
         return arr if dtype is None else arr.astype(dtype)
 
     def __dlpack__(self, *args, **kwargs):
+        """A DLPack capsule sharing this tensor's memory (``ember.from_dlpack`` reads it)."""
         return self._data.__dlpack__(*args, **kwargs)
 
     def __dlpack_device__(self):
+        """The (device type, index) pair DLPack consumers ask for."""
         return self._data.__dlpack_device__()
 
     def __len__(self) -> int:

@@ -302,3 +302,23 @@ def test_layer_norm_and_softmax_on_empty_batches():
     y = ember.softmax(s, dim=-1)
     y.sum().backward()
     assert tuple(y.shape) == (0, 5) and tuple(s.grad.shape) == (0, 5)
+
+
+def test_gelu_float32_first_and_second_order_grads_match_float64():
+    """The float32 CPU path saves GELU's derivative in the forward and multiplies by it in the
+    backward; with create_graph the backward is recorded from x instead. Both against float64."""
+    rng = np.random.default_rng(3)
+    x64 = rng.standard_normal((3, 50000)) * 3
+    g64 = rng.standard_normal(x64.shape)
+    x = ember.tensor(x64.astype(np.float32), requires_grad=True)
+    y = nn.functional.gelu(x)
+    cdf = 0.5 * (1 + erf(x64 / np.sqrt(2)))
+    pdf = np.exp(-0.5 * x64 * x64) / np.sqrt(2 * np.pi)
+    np.testing.assert_allclose(npy(y), x64 * cdf, rtol=1e-5, atol=1e-6)
+    (gx,) = ember.autograd.grad(y, x, ember.tensor(g64.astype(np.float32)), create_graph=True)
+    np.testing.assert_allclose(npy(gx), g64 * (cdf + x64 * pdf), rtol=1e-5, atol=1e-5)
+    (ggx,) = ember.autograd.grad(gx.sum(), x)
+    np.testing.assert_allclose(npy(ggx), g64 * pdf * (2 - x64 * x64), rtol=1e-4, atol=1e-5)
+    y = nn.functional.gelu(x)  # first order only: the saved derivative
+    y.backward(ember.tensor(g64.astype(np.float32)))
+    np.testing.assert_allclose(npy(x.grad), g64 * (cdf + x64 * pdf), rtol=1e-5, atol=1e-5)

@@ -9,14 +9,18 @@ import numpy as np
 from .parallel import run_rows
 
 _ONES: dict = {}
+_GEMV_MIN = 32
 
 
 def _row_sum(a: np.ndarray, scale: float = 1.0) -> np.ndarray:
     """``scale * a.sum(axis=1, keepdims=True)`` for a 2-D ``a``. For float32/float64 this is
     a BLAS matrix-vector product: NumPy's own reduction pays ~50 ns per row, which for rows of
-    a few hundred elements is most of its time ((1024, 256) float32: 55 us vs 10 us)."""
+    a few hundred elements is most of its time ((1024, 256) float32: 55 us vs 10 us). Rows
+    narrower than ``_GEMV_MIN`` use NumPy's sum: there BLAS gains nothing, and one CI run saw
+    "invalid value encountered in matmul" from a (3, 5) softmax of zeros (never reproduced;
+    a vector kernel reading lanes past a short row's end would explain it)."""
     n = a.shape[1]
-    if a.dtype not in (np.float32, np.float64) or n == 0:
+    if a.dtype not in (np.float32, np.float64) or n < _GEMV_MIN:
         out = a.sum(axis=1, keepdims=True)
         return out * scale if scale != 1.0 else out
     key = (n, a.dtype, scale)

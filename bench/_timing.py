@@ -40,3 +40,39 @@ def print_table(rows, targets=None) -> None:
             f"| {r['name']} | {r['ember_ms']:.3f} | {r['torch_ms']:.3f} | {r['ratio']:.2f} | "
             f"{mark} |"
         )
+
+
+def host_line() -> str:
+    """The CPU model and each library's BLAS, for the header of a benchmark's output: the
+    ratios depend on them (torch's MKL is tuned for Intel; NumPy's OpenBLAS is not vendor's)."""
+    import os
+    import platform
+
+    model = platform.processor() or "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next(line.split(":", 1)[1].strip() for line in f if "model name" in line)
+    except (OSError, StopIteration):
+        pass
+    try:
+        blas = _numpy_blas()
+    except Exception:  # the header is informative only
+        blas = "unknown"
+    torch_blas = "unknown"
+    try:
+        import torch
+
+        cfg = torch.__config__.show()
+        torch_blas = "MKL" if "USE_MKL=ON" in cfg else ("OpenBLAS" if "OpenBLAS" in cfg else "?")
+    except Exception:
+        pass
+    return f"host: {model}, {os.cpu_count()} CPUs; NumPy BLAS {blas}; torch BLAS {torch_blas}"
+
+
+def _numpy_blas() -> str:
+    from threadpoolctl import threadpool_info
+
+    for info in threadpool_info():
+        if info.get("user_api") == "blas" and "numpy" in (info.get("filepath") or ""):
+            return f"{info['internal_api']} {info.get('version')} ({info.get('architecture')})"
+    return "unknown"

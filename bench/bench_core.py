@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from _timing import compare, print_table
+from _timing import compare, host_line, print_table
 from models import Flat, convnet, copy_weights, gpt, mlp
 
 import ember
@@ -114,6 +114,7 @@ def main():
         f"ember {ember.__version__}, torch {torch.__version__}, "
         f"torch threads {torch.get_num_threads()}"
     )
+    print(host_line())
     rows = [bench_ops(), *bench_models()]
     print_table(rows, TARGETS)
     op = rows[0]

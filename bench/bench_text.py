@@ -14,7 +14,7 @@ import importlib.util
 import numpy as np
 import torch
 import transformers
-from _timing import compare, print_table
+from _timing import compare, host_line, print_table
 
 import ember
 import ember_text
@@ -149,6 +149,7 @@ def main():
         f"torch {torch.__version__}, transformers {transformers.__version__}, "
         f"torch threads {torch.get_num_threads()}"
     )
+    print(host_line())
     minilm = bench_minilm()
     rows = [r for r in (minilm, bench_gpt2()) if r is not None]
     print_table(rows)

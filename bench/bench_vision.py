@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from _timing import compare, print_table
+from _timing import compare, host_line, print_table
 from torch import nn
 
 import ember
@@ -180,6 +180,7 @@ def main():
         f"ember {ember.__version__}, torch {torch.__version__}, "
         f"torch threads {torch.get_num_threads()}, ember threads {ember.get_num_threads()}"
     )
+    print(host_line())
     rs = np.random.default_rng(0)
     rows = [bench_resnet50_inference(rs), bench_resnet18_train(rs)]
     print_table(rows, TARGETS)

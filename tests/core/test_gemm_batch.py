@@ -96,3 +96,34 @@ def test_attention_products_and_their_gradients_go_through_it(monkeypatch):
     np.testing.assert_allclose(
         t.grad.numpy()[:, :, 2], gv.transpose(0, 2, 1, 3), rtol=1e-4, atol=1e-5
     )
+
+
+@needs_batch
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("out_layout", ["contiguous", "heads"])
+def test_out_and_alpha_write_the_scaled_product_into_a_given_layout(dtype, out_layout):
+    a = _heads(2, 128, 3, 64, dtype)  # (2, 3, 128, 64)
+    b = _stack((2, 3, 64, 128), dtype, True)
+    if out_layout == "heads":
+        buf = np.full((2, 128, 3, 128), np.nan, dtype)
+        out = buf.transpose(0, 2, 1, 3)  # (B, H, L, N) view: no one batch stride
+    else:
+        out = np.full((2, 3, 128, 128), np.nan, dtype)
+    got = gemm_batch.matmul(a, b, out=out, alpha=0.125)
+    assert got is out
+    want = 0.125 * (a.astype(np.float64) @ b.astype(np.float64))
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(out, want, rtol=tol, atol=tol)
+
+
+@needs_batch
+def test_an_out_it_cannot_describe_is_declined_untouched():
+    a, b = _stack((3, 128, 64), np.float32), _stack((3, 64, 128), np.float32)
+    for out in (
+        np.zeros((3, 128, 128), np.float64),  # dtype
+        np.zeros((3, 128, 256), np.float32)[..., ::2],  # no unit stride along rows
+        np.zeros((3, 128, 129), np.float32),  # shape
+    ):
+        before = out.copy()
+        assert gemm_batch.matmul(a, b, out=out) is None
+        np.testing.assert_array_equal(out, before)

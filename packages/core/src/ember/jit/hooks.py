@@ -124,19 +124,21 @@ def patch_attention(rec) -> list:
     orig = _attention._mask_bias
     import ember
 
-    def mask_bias(scores, attn_mask, is_causal):
+    from ..backend.dtypes import from_numpy_dtype
+
+    def mask_bias(xp, dtype, lq, lk, attn_mask, is_causal):
         if is_causal and attn_mask is None:
-            lq, lk = scores.shape[-2:]
             attn_mask = ember.tril(ember.ones(lq, lk, dtype=ember.bool))
         elif is_causal or attn_mask is None:
-            return orig(scores, attn_mask, is_causal)
+            return orig(xp, dtype, lq, lk, attn_mask, is_causal)
+        to = from_numpy_dtype(dtype)
         if attn_mask.dtype == ember.bool:
-            bias = ember.where(attn_mask, 0.0, -math.inf).to(scores.dtype)
+            bias = ember.where(attn_mask, 0.0, -math.inf).to(to)
         else:
-            bias = attn_mask.to(scores.dtype)
+            bias = attn_mask.to(to)
         dead = (bias._data == -math.inf).all(axis=-1)
         if dead.any():  # rows with no key at all: the eager path zeroes them (not traced)
-            return orig(scores, attn_mask, False)
+            return orig(xp, dtype, lq, lk, attn_mask, False)
         return bias._data, None
 
     saved: list = []

@@ -14,6 +14,7 @@ from ..autograd.grad_mode import STATE
 from ..backend.device import array_module
 from ..kernels.cuda import attention as cuda_attention
 from ..ops.norm import Softmax
+from . import _attention_cpu as _cpu
 
 __all__ = ["scaled_dot_product_attention"]
 
@@ -63,33 +64,46 @@ def _causal_bias(xp, l, s, dtype):
     return bias
 
 
-def _mask_bias(scores, attn_mask, is_causal):
-    """The mask as an additive bias array (0 or -inf for bool masks), plus the rows left with
-    no key at all (those get a zero bias and are zeroed after the softmax, as PyTorch does)."""
-    xp = array_module(scores._data)
+def _mask_bias(xp, dtype, l, s, attn_mask, is_causal):
+    """The mask as an additive bias array (0 or -inf for bool masks) for (..., l, s) scores
+    of ``dtype``, plus the rows left with no key at all (those get a zero bias and are zeroed
+    after the softmax, as PyTorch does)."""
     if is_causal:
         if attn_mask is not None:
             raise RuntimeError(
                 "scaled_dot_product_attention: Explicit attn_mask should not be set when "
                 "is_causal=True"
             )
-        l, s = scores.shape[-2:]
         if s > 0:  # every row keeps key 0: no dead rows to look for (a device sync on CUDA)
-            return _causal_bias(xp, l, s, scores._data.dtype), None
+            return _causal_bias(xp, l, s, dtype), None
         attn_mask = _make(xp.tril(xp.ones((l, s), dtype=bool)))
     if attn_mask is None:
         return None, None
     m = attn_mask._data
     if m.dtype == bool:
-        bias = xp.zeros(m.shape, scores._data.dtype)
+        bias = xp.zeros(m.shape, dtype)
         bias[~m] = -xp.inf
     else:
-        bias = m.astype(scores._data.dtype, copy=False)
+        bias = m.astype(dtype, copy=False)
     dead = xp.isneginf(bias).all(axis=-1, keepdims=True)
     if not bool(dead.any()):
         return bias, None
     bias = xp.where(dead, 0, bias).astype(bias.dtype)
     return bias, _make(~dead)
+
+
+def _check_bias(bias, attn_mask, shape):
+    """Raise when the mask does not broadcast to the scores' ``shape``."""
+    if bias is None or bias.shape == shape:
+        return
+    try:
+        if np.broadcast_shapes(bias.shape, shape) != shape:
+            raise ValueError
+    except ValueError:
+        raise RuntimeError(
+            f"scaled_dot_product_attention: attn_mask of shape {list(attn_mask.shape)} "
+            f"does not broadcast to the attention scores' shape {list(shape)}"
+        ) from None
 
 
 def scaled_dot_product_attention(
@@ -116,17 +130,16 @@ def scaled_dot_product_attention(
         fused = _cudnn_attention(query, key, value, attn_mask, dropout_p, is_causal, scale)
         if fused is not None:
             return fused
+    q, k, v = query._data, key._data, value._data
+    if dropout_p == 0.0 and _cpu.usable(q, k, v):  # one node (nn/_attention_cpu.py)
+        bias, alive = _mask_bias(np, q.dtype, q.shape[-2], k.shape[-2], attn_mask, is_causal)
+        _check_bias(bias, attn_mask, q.shape[:-1] + k.shape[-2:-1])
+        if alive is None:
+            return _cpu.CpuAttention.apply(query, key, value, bias, scale)
     scores = ops.matmul(query * scale, key.transpose(-2, -1))  # (..., L, S)
-    bias, alive = _mask_bias(scores, attn_mask, is_causal)
-    if bias is not None and bias.shape != scores.shape:
-        try:
-            if np.broadcast_shapes(bias.shape, scores.shape) != scores.shape:
-                raise ValueError
-        except ValueError:
-            raise RuntimeError(
-                f"scaled_dot_product_attention: attn_mask of shape {list(attn_mask.shape)} "
-                f"does not broadcast to the attention scores' shape {list(scores.shape)}"
-            ) from None
+    xp, (l, s) = array_module(scores._data), scores.shape[-2:]
+    bias, alive = _mask_bias(xp, scores._data.dtype, l, s, attn_mask, is_causal)
+    _check_bias(bias, attn_mask, tuple(scores.shape))
     attn = Softmax.apply(scores, axis=scores.ndim - 1, bias=bias)
     if alive is not None:
         attn = attn * alive
@@ -171,17 +184,11 @@ class _FusedAttention(Primitive):
 
 def _closed_form_grads(q, k, v, g, scale, is_causal):
     """dq, dk, dv of softmax(q k^T * scale + causal mask) v, in (differentiable) tensor ops."""
-    scores = ops.matmul(q * scale, k.transpose(-2, -1))
+    bias = None
     if is_causal:
-        xp = array_module(scores._data)
-        l, s = scores.shape[-2:]
-        mask = xp.triu(xp.full((l, s), -xp.inf, dtype=scores._data.dtype), 1)
-        scores = scores + _make(mask)
-    p = Softmax.apply(scores, axis=scores.ndim - 1)
-    dv = ops.matmul(p.transpose(-2, -1), g)
-    dp = ops.matmul(g, v.transpose(-2, -1))
-    ds = p * (dp - (dp * p).sum(-1, keepdim=True))
-    return ops.matmul(ds, k) * scale, ops.matmul(ds.transpose(-2, -1), q) * scale, dv
+        l, s = q.shape[-2], k.shape[-2]
+        bias = _causal_bias(array_module(q._data), l, s, q._data.dtype)
+    return _cpu.recorded_grads(q, k, v, g, scale, bias)
 
 
 def _cudnn_attention(query, key, value, attn_mask, dropout_p, is_causal, scale):

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from .._tensor import _wrap_dim
+import math
+
+import numpy as np
+
+from .._tensor import _make, _wrap_dim
 from ..autograd.function import Primitive
+from ..autograd.grad_mode import STATE
 from ..backend.device import array_module
 from ._util import result_dtype
 from .shape import unsqueeze
@@ -93,7 +98,7 @@ class Pieces(Primitive):
 
     @staticmethod
     def forward(ctx, x, axis, sizes, squeeze):
-        ctx.axis, ctx.squeeze = axis, squeeze
+        ctx.axis, ctx.squeeze, ctx.sizes = axis, squeeze, sizes
         lead = (slice(None),) * axis
         out, start = [], 0
         for n in sizes:
@@ -104,9 +109,40 @@ class Pieces(Primitive):
 
     @staticmethod
     def backward(ctx, *grads):
+        if not STATE.grad_enabled:
+            whole = _whole([g._data for g in grads], ctx.axis, ctx.sizes, ctx.squeeze)
+            if whole is not None:
+                return _make(whole)
         if ctx.squeeze:
             return stack(grads, ctx.axis)
         return cat(grads, ctx.axis)
+
+
+def _whole(arrays, axis, sizes, squeeze):
+    """The one array the piece gradients already form, or None: when every piece is a view
+    of one C-contiguous buffer exactly where ``Pieces.forward`` cut it from a tensor of that
+    buffer's size, that buffer (reshaped) is the joined gradient and no copy is needed.
+    (Fused attention writes dq, dk, dv so: nn/_attention_cpu.py.)"""
+    base = arrays[0].base
+    if type(base) is not np.ndarray or not base.flags.c_contiguous:
+        return None
+    shape = list(arrays[0].shape)
+    shape[axis : axis + (0 if squeeze else 1)] = [sum(sizes)]
+    if base.size != math.prod(shape) or any(a.base is not base for a in arrays):
+        return None
+    full = base.reshape(shape)
+    lead, start = (slice(None),) * axis, 0
+    for a, n in zip(arrays, sizes):
+        piece = full[lead + ((start,) if squeeze else (slice(start, start + n),))]
+        if (piece.ctypes.data, piece.strides, piece.shape, piece.dtype) != (
+            a.ctypes.data,
+            a.strides,
+            a.shape,
+            a.dtype,
+        ):
+            return None
+        start += n
+    return full
 
 
 def narrow(input, dim, start, length):

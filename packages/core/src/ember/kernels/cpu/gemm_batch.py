@@ -68,9 +68,11 @@ def _matrix(shape, strides, item):
     return None
 
 
-def matmul(a, b):
-    """``a @ b`` for two stacked float32/float64 NumPy arrays of one batch shape, in one
-    batched GEMM call (or one per leading index), or None where NumPy should do it."""
+def matmul(a, b, out=None, alpha: float = 1.0):
+    """``alpha * (a @ b)`` for two stacked float32/float64 NumPy arrays of one batch shape, in
+    one batched GEMM call (or one per leading index), or None where NumPy should do it.
+    ``out``, when given, receives the result: any array of the result's shape and dtype whose
+    matrices have unit column stride (a (B, H, L, D) view of a (B, L, H, D) buffer, say)."""
     if type(a) is not np.ndarray or type(b) is not np.ndarray or a.dtype != b.dtype:
         return None
     if not (a.flags.aligned and b.flags.aligned):
@@ -88,37 +90,53 @@ def matmul(a, b):
     fn = None if op_a is None or op_b is None else _function(a.dtype)
     if fn is None:
         return None
-    shape = (m, n, k, op_a, op_b, item)
-    sa, sb = batch_stride(batch, a.strides[:-2]), batch_stride(batch, b.strides[:-2])
-    if _fits(shape, sa, sb, count):
+    if out is None:
         out = np.empty(batch + (m, n), a.dtype)
-        _call(fn, shape, a, sa, b, sb, out, count)
+    elif not _out_ok(out, batch + (m, n), a.dtype):
+        return None
+    shape = (m, n, k, op_a, op_b, out.strides[-2] // item, item)
+    sa, sb = batch_stride(batch, a.strides[:-2]), batch_stride(batch, b.strides[:-2])
+    sc = batch_stride(batch, out.strides[:-2])
+    if _fits(shape, (sa, sb, sc), count):
+        _call(fn, shape, alpha, (a, sa), (b, sb), (out, sc), count)
         return out
     if len(batch) < 2 or batch[0] > _MAX_LOOP:
         return None
-    sa, sb = batch_stride(batch[1:], a.strides[1:-2]), batch_stride(batch[1:], b.strides[1:-2])
-    if not _fits(shape, sa, sb, count // batch[0]):
+    inner = [batch_stride(batch[1:], x.strides[1:-2]) for x in (a, b, out)]
+    if not _fits(shape, inner, count // batch[0]):
         return None
-    out = np.empty(batch + (m, n), a.dtype)
     for i in range(batch[0]):
-        _call(fn, shape, a[i], sa, b[i], sb, out[i], count // batch[0])
+        _call(fn, shape, alpha, (a[i], inner[0]), (b[i], inner[1]), (out[i], inner[2]),
+              count // batch[0])  # fmt: skip
     return out
 
 
-def _fits(shape, sa, sb, count) -> bool:
+def _out_ok(out, shape, dtype) -> bool:
+    """Whether ``out`` can take the product: the shape and dtype, aligned and writeable, each
+    matrix's rows at a positive stride of whole elements with unit stride along them."""
+    if type(out) is not np.ndarray or out.shape != shape or out.dtype != dtype:
+        return False
+    if not (out.flags.aligned and out.flags.writeable):
+        return False
+    rows, cols = out.strides[-2:]
+    item = out.itemsize
+    return cols == item and rows % item == 0 and rows >= shape[-1] * item
+
+
+def _fits(shape, strides, count) -> bool:
     """Whether the batch strides exist and every size, leading dimension and stride is a
     non-negative integer below 2**31 (what any build of the call takes; a reversed view's
     negative batch stride goes to NumPy)."""
-    if sa is None or sb is None:
+    if any(s is None for s in strides):
         return False
-    m, n, k, (_, lda), (_, ldb), item = shape
-    values = (m, n, k, lda, ldb, sa // item, sb // item, m * n, count)
+    m, n, k, (_, lda), (_, ldb), ldc, item = shape
+    values = (m, n, k, lda, ldb, ldc, *(s // item for s in strides), m * n, count)
     return all(0 <= v < 2**31 for v in values)
 
 
-def _call(fn, shape, a, sa, b, sb, out, count) -> None:
-    """One batched GEMM: ``count`` products ``a @ b`` at byte strides ``sa``, ``sb``."""
-    m, n, k, (ta, lda), (tb, ldb), item = shape
-    pa, pb, pc = a.ctypes.data, b.ctypes.data, out.ctypes.data
-    fn(_ROW_MAJOR, ta, tb, m, n, k, 1.0, pa, lda, sa // item, pb, ldb, sb // item, 0.0, pc, n,
-       m * n, count)  # fmt: skip
+def _call(fn, shape, alpha, a, b, c, count) -> None:
+    """One batched GEMM: ``count`` products ``alpha * a @ b`` into ``c``; each of ``a``, ``b``,
+    ``c`` is (array, byte stride between its matrices)."""
+    m, n, k, (ta, lda), (tb, ldb), ldc, item = shape
+    (pa, sa), (pb, sb), (pc, sc) = ((x.ctypes.data, s // item) for x, s in (a, b, c))
+    fn(_ROW_MAJOR, ta, tb, m, n, k, alpha, pa, lda, sa, pb, ldb, sb, 0.0, pc, ldc, sc, count)

@@ -119,7 +119,10 @@ def scaled_dot_product_attention(
     """``softmax(query @ key.T * scale + mask) @ value`` over (..., L, E) queries and
     (..., S, E) keys. A bool ``attn_mask`` marks with True the keys that take part; a float
     one is added to the scores. ``is_causal`` masks keys after each query (top-left
-    aligned). ``enable_gqa`` repeats key/value heads (dim -3) to the query's head count."""
+    aligned). ``enable_gqa`` repeats key/value heads (dim -3) to the query's head count.
+    Without dropout, float32/float64 CPU inputs run as one node whose output is laid out like
+    the query (heads split from a (B, L, H, E) buffer give a (B, L, H, E)-ordered output), as
+    PyTorch's CPU kernel does."""
     _check(query, key, value, enable_gqa)
     if enable_gqa:
         key = _repeat_heads(key, query.shape[-3])

@@ -105,7 +105,7 @@ def bench_models():
     def build(lib):
         return Flat(lib, gpt(lib))
 
-    rows.append(_pair("GPT step 4L d256 T128 b8", build, idx, tgt, _adamw, 5))
+    rows.append(_pair("GPT step 4L d256 T128 b8", build, idx, tgt, _adamw, 10))
     return rows
 
 

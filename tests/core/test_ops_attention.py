@@ -123,11 +123,16 @@ def test_one_tensor_as_query_key_and_value_gets_the_sum_of_its_three_gradients()
 
 
 def test_contiguous_inputs_give_a_contiguous_output_and_gradients():
-    q, k, v = (ember.randn(2, 3, 16, 8, requires_grad=True) for _ in range(3))
+    """Also the broadcast (stride-0) gradient ``y.sum().backward()`` sends, against float64."""
+    arrays = [R.standard_normal((2, 3, 16, 8)) for _ in range(3)]
+    q, k, v = (ember.tensor(a, requires_grad=True) for a in arrays)
     y = F.scaled_dot_product_attention(q, k, v)
     assert y._data.flags.c_contiguous
     y.sum().backward()
     assert all(t.grad._data.flags.c_contiguous for t in (q, k, v))
+    want = _numeric_grads(*arrays, np.ones((2, 3, 16, 8)), None)
+    for t, w in zip((q, k, v), want):
+        np.testing.assert_allclose(t.grad.numpy(), w, rtol=1e-10, atol=1e-12)
 
 
 def test_split_backward_joins_pieces_of_other_buffers_by_copying():

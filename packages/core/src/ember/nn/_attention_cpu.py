@@ -17,6 +17,7 @@ from .._tensor import _make
 from ..autograd.function import Primitive
 from ..autograd.grad_mode import STATE
 from ..kernels.cpu import gemm_batch, rowwise
+from ..ops.linalg import _blas_ready, _operands
 from ..ops.norm import Softmax
 
 
@@ -34,7 +35,10 @@ def usable(q, k, v) -> bool:
 
 def _mm(a, b, out=None, alpha=1.0):
     """``alpha * a @ b`` into ``out`` (allocated when None): one batched GEMM where
-    kernels/cpu/gemm_batch.py can describe it, else NumPy's matmul."""
+    kernels/cpu/gemm_batch.py can describe it, else NumPy's matmul. Operands are prepared as
+    ``matmul`` prepares them (ops/linalg.py ``_operands``): a broadcast (stride-0) operand is
+    copied, and so is a transposed right operand under a short inner dimension."""
+    a, b = _operands(a, b)
     got = gemm_batch.matmul(a, b, out=out, alpha=alpha)
     if got is not None:
         return got
@@ -108,6 +112,8 @@ class CpuAttention(Primitive):
             return (*recorded_grads(q, k, v, g, ctx.scale, ctx.bias), None, None)
         need = [e is not None for e in ctx._next[:3]]
         qa, ka, va, pa, ga = q._data, k._data, v._data, p._data, g._data
+        if not _blas_ready(ga):  # a broadcast gradient (``y.sum().backward()``): copy it once
+            ga = np.ascontiguousarray(ga)
         dq, dk, dv = _grad_buffers((qa, ka, va), need)
         if need[2]:
             _mm(pa.swapaxes(-1, -2), ga, out=dv)

@@ -72,19 +72,25 @@ class Matmul(Primitive):
 def _flat_matmul(a, b):
     """``a @ b``; a stacked ``a`` times a matrix ``b`` runs as ONE 2-D product over the merged
     leading dims (NumPy would call BLAS once per leading index: 1.5x slower at (8,128,256))."""
-    if isinstance(a, np.ndarray):  # a broadcast (stride-0) operand sends NumPy off BLAS
-        a = a if a.ndim < 2 or _blas_ready(a) else np.ascontiguousarray(a)
-        b = b if b.ndim < 2 or _blas_ready(b) else np.ascontiguousarray(b)
+    if isinstance(a, np.ndarray):
+        a, b = _operands(a, b)
     if a.ndim > 2 and b.ndim == 2:
         out = _matmul_arrays(a.reshape(-1, a.shape[-1]), b)
         return out.reshape(a.shape[:-1] + (b.shape[1],))
-    if a.ndim > 2 and b.ndim > 2 and isinstance(a, np.ndarray):
-        # OpenBLAS multiplies by a transposed matrix 1.6-2.8x slower when the inner dimension
-        # is below 64 (attention's q @ k.mT with 32-dim heads); a copy costs less than that.
-        # From 64 up the copy costs more than it saves (GPT bench step: 191 -> 183 ms).
-        if b.strides[-2] == b.itemsize and a.shape[-1] < 64:
-            b = np.ascontiguousarray(b)
     return _matmul_arrays(a, b)
+
+
+def _operands(a, b):
+    """NumPy operands made ready for BLAS: a broadcast (stride-0) one, which sends NumPy off
+    BLAS, is copied; so is a transposed stacked right operand under a short inner dimension:
+    OpenBLAS multiplies by a transposed matrix 1.6-2.8x slower when the inner dimension is
+    below 64 (attention's q @ k.mT with 32-dim heads), and a copy costs less than that. From 64
+    up the copy costs more than it saves (GPT bench step: 191 -> 183 ms)."""
+    a = a if a.ndim < 2 or _blas_ready(a) else np.ascontiguousarray(a)
+    b = b if b.ndim < 2 or _blas_ready(b) else np.ascontiguousarray(b)
+    if a.ndim > 2 and b.ndim > 2 and b.strides[-2] == b.itemsize and a.shape[-1] < 64:
+        b = np.ascontiguousarray(b)
+    return a, b
 
 
 def _matmul_arrays(a, b):

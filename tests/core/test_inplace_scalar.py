@@ -107,3 +107,29 @@ def test_cases_left_to_the_general_path():
     b = ember.ones(1).expand(3)
     with pytest.raises(RuntimeError, match="single memory location"):
         b.add_(1.0)
+
+
+@pytest.mark.parametrize("name", ["uniform_", "normal_"])
+def test_in_place_samplers_follow_pytorchs_autograd_rules(name):
+    """Refused on a leaf that requires grad (PyTorch's message), allowed under no_grad; on a
+    non-leaf in a graph the overwritten values pass no gradient back."""
+    leaf = ember.zeros(50, requires_grad=True)
+    with pytest.raises(RuntimeError, match=f"{name}: a leaf Variable that requires grad"):
+        getattr(leaf, name)()
+    assert leaf.detach().numpy().tolist() == [0.0] * 50  # untouched
+    with ember.no_grad():
+        getattr(leaf, name)(2.0, 2.5)  # U(2, 2.5) or N(2, 2.5^2): nonzero, surely
+    assert np.all(leaf.detach().numpy() != 0.0) and leaf.requires_grad
+    y = leaf * 3
+    getattr(y, name)()
+    y.sum().backward()
+    np.testing.assert_array_equal(leaf.grad.numpy(), np.zeros(50))
+
+
+def test_in_place_samplers_name_bad_parameters():
+    t = ember.zeros(3)
+    with pytest.raises(RuntimeError, match=r"uniform_: .*from=2.0 > to=1.0"):
+        t.uniform_(2.0, 1.0)
+    with pytest.raises(RuntimeError, match=r"normal_: expects std >= 0.0, but found std -1.0"):
+        t.normal_(0.0, -1.0)
+    assert t.numpy().tolist() == [0.0, 0.0, 0.0]

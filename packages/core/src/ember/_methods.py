@@ -9,11 +9,11 @@ from . import ops
 from ._tensor import Tensor, _make
 from ._to import _dtype_method, _type, to  # noqa: F401 - installed below
 from .backend import dtypes as _dt
-from .backend.device import CPU
+from .backend.device import CPU, array_module
 from .ops import elementwise as E
 from .ops import shape as S
 from .ops import unary as U
-from .ops.inplace import apply_inplace, scalar_inplace
+from .ops.inplace import apply_inplace, check_inplace, scalar_inplace
 
 
 def _rbin(fn):
@@ -88,22 +88,36 @@ def _copy_(self, src, non_blocking=False):
     )
 
 
-def _uniform_(self, a=0.0, b=1.0, generator=None):
-    """Fill in place with samples from U(a, b); returns self."""
+def _random_fill_(self, draw, op, generator):
+    """Overwrite ``self`` with ``draw(rng, shape)`` (float64 NumPy samples), as PyTorch's
+    in-place samplers do: refused on a leaf that requires grad (outside ``no_grad``), and on
+    a tensor in a recorded graph the old values get no gradient."""
     from .backend.random import rng
 
-    self._data[...] = rng(generator).uniform(a, b, self._data.shape)
-    self._bump()
-    return self
+    record = check_inplace(self, None, op)  # raises for a leaf that requires grad
+    values = draw(rng(generator), self._data.shape)
+    if not record:
+        self._data[...] = values
+        self._bump()
+        return self
+    new = _make(array_module(self._data).asarray(values).astype(self._data.dtype))
+    return apply_inplace(self, lambda t: E.where(_make(np.ones((), bool)), new, t), None, op=op)
+
+
+def _uniform_(self, a=0.0, b=1.0, generator=None):
+    """Fill in place with samples from U(a, b); returns self."""
+    if a > b:
+        raise RuntimeError(
+            f"uniform_: expects to return a [from, to) range, but found from={a} > to={b}"
+        )
+    return _random_fill_(self, lambda r, shape: r.uniform(a, b, shape), "uniform_", generator)
 
 
 def _normal_(self, mean=0.0, std=1.0, generator=None):
     """Fill in place with samples from N(mean, std**2); returns self."""
-    from .backend.random import rng
-
-    self._data[...] = rng(generator).normal(mean, std, self._data.shape)
-    self._bump()
-    return self
+    if std < 0:
+        raise RuntimeError(f"normal_: expects std >= 0.0, but found std {std}")
+    return _random_fill_(self, lambda r, shape: r.normal(mean, std, shape), "normal_", generator)
 
 
 def _type_as(self, other):

@@ -82,6 +82,7 @@ def _grad_buffers(arrays, needed):
 
 
 def _disjoint(arrays) -> bool:
+    """Whether no two arrays share memory (too hard to decide counts as shared)."""
     for i, x in enumerate(arrays):
         for y in arrays[i + 1 :]:
             try:
